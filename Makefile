@@ -1,0 +1,54 @@
+# imgate — the two commands of the README, and their parts.
+#   make run    build and start one node (HTTP :8080, WebSocket :8089)
+#   make test   build and run every test, then the unit and integration tests under ASan+UBSan
+# Both install the Debian packages they need when they are missing (as root).
+
+DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
+                libhiredis-dev libssl-dev uthash-dev libyaml-dev libcmocka-dev redis-server \
+                python3 python3-websockets clang libclang-rt-14-dev
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build/asan
+
+.PHONY: all run test deps build asan-build unit integration clean format
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing missing packages:" $$missing; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+asan-build: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIMGATE_SANITIZE=ON \
+	  -DCMAKE_C_COMPILER=clang >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/imgate
+
+test: build asan-build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+integration: build
+	cd $(BUILD) && ctest --output-on-failure -L integration
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
