@@ -1,0 +1,75 @@
+/* Configuration: built-in defaults < config/app.yaml (or --config FILE) < IMGATE_* environment
+ * < command-line flags. Keys are the seed's app.yaml keys plus ours, matched case-insensitively.
+ * Every limit has its default and the reason for it in the table in config.c. */
+#ifndef IMGATE_CONFIG_H
+#define IMGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_APPS 64
+#define CONFIG_STR 256
+
+typedef struct {
+    /* app.* — the seed's keys */
+    char log_file[CONFIG_STR];       /* app.logFile: access log, one line per HTTP request */
+    int http_port;                   /* app.httpPort */
+    int ws_port;                     /* app.webSocketPort */
+    int rpc_port;                    /* app.rpcPort: identity of the node in the cluster */
+    char http_url[CONFIG_STR];       /* app.httpUrl: "" = the chat page uses its own origin */
+    char ws_url[CONFIG_STR];         /* app.webSocketUrl: "" = derived from the page origin */
+    /* app.* — ours */
+    char log_level[16];              /* app.logLevel: debug|info|warn|error|off */
+    char bind_address[64];           /* app.bindAddress: IPv4 or IPv6 literal */
+    int workers;                     /* app.workers: 0 = number of CPUs */
+    uint32_t app_ids[CONFIG_MAX_APPS]; /* app.appIds: the rooms a client may log in to */
+    int app_id_count;
+    uint32_t heartbeat_timeout;      /* app.heartbeatTimeout, seconds */
+    uint32_t handshake_timeout;      /* app.handshakeTimeout, seconds */
+    uint32_t close_timeout;          /* app.closeTimeout, seconds */
+    uint32_t max_message_size;       /* app.maxMessageSize, bytes */
+    uint32_t max_write_queue;        /* app.maxWriteQueue, bytes per connection */
+    uint32_t max_header_bytes;       /* app.maxHeaderBytes: request line + headers */
+    uint32_t max_body_bytes;         /* app.maxBodyBytes: HTTP request body */
+    uint32_t max_connections;        /* app.maxConnections per node */
+    uint32_t dedup_ttl;              /* app.dedupTtl: seconds a msgID is remembered */
+    uint32_t dedup_capacity;         /* app.dedupCapacity: msgIDs remembered at most */
+    /* redis.* — accepted; used by the cluster layer */
+    char redis_addr[CONFIG_STR];     /* redis.addr: "" = single node, presence in memory */
+    char redis_password[CONFIG_STR]; /* redis.password */
+    int redis_db;                    /* redis.DB */
+    int redis_pool_size;             /* redis.poolSize */
+    int redis_min_idle_conns;        /* redis.minIdleConns */
+    /* where the file came from, for the start-up log ("" = none found, defaults used) */
+    char config_path[CONFIG_STR];
+} config_t;
+
+enum {
+    CONFIG_OK = 0,
+    CONFIG_EXIT_HELP = 1,    /* --help or --version was printed; exit 0 */
+    CONFIG_ERR = -1,         /* bad file, key, value or flag; `err` says which; exit 2 */
+};
+
+/* Fills `cfg` with the built-in defaults. */
+void config_defaults(config_t *cfg);
+
+/* Loads the whole chain: defaults, then the YAML file (`--config FILE`, else config/app.yaml
+ * relative to the working directory if it exists), then every IMGATE_* variable of `envp`, then
+ * the flags of argv (`--app.httpPort 9000`, `--app.httpPort=9000`, `--config F`, `--help`,
+ * `--version`). `out` receives --help/--version text. Returns CONFIG_OK, CONFIG_EXIT_HELP or
+ * CONFIG_ERR with a one-line message in err. */
+int config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, char *err,
+                size_t errlen);
+
+/* Sets one key (case-insensitive dotted path) from its string form, as env and flags do.
+ * Returns 0 or CONFIG_ERR with a message in err. */
+int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* True if appId is one of app.appIds. */
+int config_app_allowed(const config_t *cfg, uint32_t app_id);
+
+/* Writes the --help text: usage and every key with its default and meaning. */
+void config_print_help(FILE *out);
+
+#endif
