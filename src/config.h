@@ -57,13 +57,16 @@ void config_defaults(config_t *cfg);
 /* Loads the whole chain: defaults, then the YAML file (`--config FILE`, else config/app.yaml
  * relative to the working directory if it exists), then every IMGATE_* variable of `envp`, then
  * the flags of argv (`--app.httpPort 9000`, `--app.httpPort=9000`, `--config F`, `--help`,
- * `--version`). `out` receives --help/--version text. Returns CONFIG_OK, CONFIG_EXIT_HELP or
- * CONFIG_ERR with a one-line message in err. */
+ * `--version`). `out` receives --help/--version text (NULL = stdout). Unknown keys in the file and
+ * unknown IMGATE_* variables are ignored; an unknown flag is an error. Returns CONFIG_OK,
+ * CONFIG_EXIT_HELP or CONFIG_ERR with a one-line message in err naming the source (file:line,
+ * variable or flag) and the key. */
 int config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, char *err,
                 size_t errlen);
 
-/* Sets one key (case-insensitive dotted path) from its string form, as env and flags do.
- * Returns 0 or CONFIG_ERR with a message in err. */
+/* Sets one key (case-insensitive dotted path) from its string form, as the file, env and flags
+ * do: the only place where strings become fields. Numbers are strict decimal; app.appIds is
+ * "101,102". Returns 0, or CONFIG_ERR with a message in err and cfg unchanged. */
 int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t errlen);
 
 /* True if appId is one of app.appIds. */
