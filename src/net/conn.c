@@ -1,0 +1,661 @@
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/http_resp.h"
+#include "net/net_internal.h"
+#include "net/ws_frame.h"
+#include "net/ws_handshake.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* Guard: an idle connection must stay small (DESIGN.md "Per-connection memory"). */
+_Static_assert(sizeof(conn_t) <= 224, "conn_t grew: measure before letting it");
+
+#define CONN_F_REQ_PENDING (1u << 7) /* an HTTP request has started but is not complete */
+#define WRITEV_MAX 64
+
+static const ws_stream_handlers_t ws_handlers;
+static void conn_ws_error(conn_t *c, int err);
+
+static int conn_fd(const conn_t *c) {
+    return c->_poll.io_watcher.fd;
+}
+
+conn_ref_t conn_ref(const conn_t *c) {
+    worker_t *w = conn_worker(c);
+    return conn_ref_make(w->id, c->_slot, w->_gens[c->_slot]);
+}
+
+void conn_set_timeout(conn_t *c, uint32_t seconds) {
+    c->_deadline = seconds ? clock_mono_s() + seconds : 0;
+}
+
+void conn_peer_name(const conn_t *c, char *out, size_t len) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(out, len, "%s:%d", ip, port);
+}
+
+conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
+    conn_t *c = calloc(1, sizeof *c + w->cfg->conn_ext_size);
+    if (!c)
+        return NULL;
+    if (uv_poll_init(&w->loop, &c->_poll, fd) != 0 || worker_slot_alloc(w, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->_state = CONN_HTTP;
+    c->_flags = ws_port ? CONN_F_WS_PORT : 0;
+    c->_next = w->_conns;
+    if (w->_conns)
+        w->_conns->_prev = c;
+    w->_conns = c;
+    w->conn_count++;
+    conn_set_timeout(c, w->cfg->handshake_timeout);
+    uv_poll_start(&c->_poll, UV_READABLE, conn_on_io);
+    return c;
+}
+
+/* ---- output ---- */
+
+static void wq_push(conn_t *c, sbuf_t *b) {
+    worker_t *w = conn_worker(c);
+    wq_item_t *it = worker_wq_get(w);
+    it->buf = sbuf_ref(b);
+    if (c->_wq_tail) {
+        it->next = c->_wq_tail->next;
+        c->_wq_tail->next = it;
+    } else {
+        it->next = it;
+    }
+    c->_wq_tail = it;
+    c->_wq_bytes += b->len;
+    worker_want_flush(w, c);
+}
+
+static void wq_clear(conn_t *c) {
+    worker_t *w = conn_worker(c);
+    if (!c->_wq_tail)
+        return;
+    wq_item_t *it = c->_wq_tail->next;
+    c->_wq_tail->next = NULL;
+    while (it) {
+        wq_item_t *next = it->next;
+        sbuf_unref(it->buf);
+        worker_wq_put(w, it);
+        it = next;
+    }
+    c->_wq_tail = NULL;
+    c->_wq_bytes = 0;
+    c->_wq_off = 0;
+}
+
+int conn_send(conn_t *c, sbuf_t *b) {
+    if (c->_state != CONN_WS && c->_state != CONN_HTTP)
+        return -1;
+    if (c->_flags & CONN_F_SLOW)
+        return -1;
+    worker_t *w = conn_worker(c);
+    if (c->_wq_tail && (uint64_t)c->_wq_bytes + b->len > w->cfg->max_write_queue) {
+        /* Close at the next flush, never here: callers may be iterating a room. */
+        c->_flags |= CONN_F_SLOW;
+        worker_want_flush(w, c);
+        return -1;
+    }
+    wq_push(c, b);
+    STAT_INC(&w->stats, messagesOut);
+    return 0;
+}
+
+/* A small control frame (close, pong) as a shared buffer. */
+static sbuf_t *control_frame(uint8_t opcode, const uint8_t *payload, size_t len) {
+    sbuf_t *s = sbuf_new(WS_FRAME_MAX_SERVER_HEADER + len);
+    if (!s)
+        return NULL;
+    size_t h = ws_frame_encode_header(s->data, opcode, true, len);
+    if (len)
+        memcpy(s->data + h, payload, len);
+    s->len = (uint32_t)(h + len);
+    return s;
+}
+
+static sbuf_t *close_frame(uint16_t code, const char *reason) {
+    uint8_t payload[WS_CONTROL_MAX_PAYLOAD];
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > WS_CONTROL_MAX_PAYLOAD - 2)
+        rlen = WS_CONTROL_MAX_PAYLOAD - 2;
+    if (code == WS_CLOSE_NO_STATUS)
+        return control_frame(WS_OP_CLOSE, NULL, 0);
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (rlen)
+        memcpy(payload + 2, reason, rlen);
+    return control_frame(WS_OP_CLOSE, payload, 2 + rlen);
+}
+
+/* Queues a frame bypassing the write-queue cap (control frames are tiny). */
+static void send_control(conn_t *c, sbuf_t *f) {
+    if (!f)
+        return;
+    wq_push(c, f);
+    sbuf_unref(f);
+}
+
+static void notify_ws_close(conn_t *c) {
+    worker_t *w = conn_worker(c);
+    w->ws_count--;
+    if (w->cfg->hooks->on_ws_close)
+        w->cfg->hooks->on_ws_close(c);
+}
+
+void conn_close(conn_t *c, uint16_t code, const char *reason) {
+    worker_t *w = conn_worker(c);
+    switch (c->_state) {
+    case CONN_HTTP:
+        c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
+        worker_want_flush(w, c);
+        break;
+    case CONN_WS:
+        c->_close_code = code;
+        send_control(c, close_frame(code, reason));
+        c->_state = CONN_WS_CLOSING;
+        conn_set_timeout(c, w->cfg->close_timeout);
+        if (c->_flags & CONN_F_PEER_CLOSED)
+            c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
+        notify_ws_close(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_closed(uv_handle_t *h) {
+    conn_t *c = (conn_t *)h;
+    worker_t *w = conn_worker(c);
+    wq_clear(c);
+    free(c);
+    worker_conn_gone(w);
+}
+
+void conn_abort(conn_t *c) {
+    if (c->_state == CONN_DEAD)
+        return;
+    worker_t *w = conn_worker(c);
+    uint8_t prev = c->_state;
+    c->_state = CONN_DEAD;
+    if (prev == CONN_WS)
+        notify_ws_close(c);
+    if (prev == CONN_HTTP)
+        http_reader_free(c->_http);
+    else
+        ws_stream_free(&c->_ws);
+    c->_http = NULL;
+    worker_slot_free(w, c);
+    if (c->_prev)
+        c->_prev->_next = c->_next;
+    else
+        w->_conns = c->_next;
+    if (c->_next)
+        c->_next->_prev = c->_prev;
+    c->_next = c->_prev = NULL;
+    int fd = conn_fd(c);
+    uv_close((uv_handle_t *)&c->_poll, on_closed);
+    /* The poll is stopped by uv_close, so the descriptor can go now. Half-close first so that a
+     * response just written is not destroyed by a reset when unread input is pending. */
+    shutdown(fd, SHUT_WR);
+    uint8_t drain[512];
+    while (read(fd, drain, sizeof drain) > 0) {
+    }
+    close(fd);
+    net_conn_released();
+}
+
+void conn_shutdown(conn_t *c) {
+    if (c->_state == CONN_WS)
+        conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+    else if (c->_state == CONN_HTTP && !(c->_flags & CONN_F_REQ_PENDING) && !c->_wq_tail)
+        conn_abort(c);
+    else if (c->_state == CONN_HTTP)
+        conn_close(c, 0, NULL);
+}
+
+/* The write queue overflowed: the peer is not reading. Try to say why, then drop it. */
+static void close_slow_consumer(conn_t *c) {
+    worker_t *w = conn_worker(c);
+    STAT_INC(&w->stats, slowConsumers);
+    log_debug("closing slow consumer (%u bytes queued)", c->_wq_bytes);
+    wq_clear(c);
+    if (c->_state == CONN_WS) {
+        sbuf_t *f = close_frame(WS_CLOSE_POLICY, "slow consumer");
+        if (f) {
+            ssize_t n = write(conn_fd(c), sbuf_bytes(f), f->len);
+            (void)n;
+            sbuf_unref(f);
+        }
+    }
+    conn_abort(c);
+}
+
+static void set_want_write(conn_t *c, bool on) {
+    if (on == !!(c->_flags & CONN_F_WANT_WRITE))
+        return;
+    if (on)
+        c->_flags |= CONN_F_WANT_WRITE;
+    else
+        c->_flags &= (uint8_t)~CONN_F_WANT_WRITE;
+    uv_poll_start(&c->_poll, on ? UV_READABLE | UV_WRITABLE : UV_READABLE, conn_on_io);
+}
+
+/* Writes as much of the queue as the socket takes, with writev. */
+void conn_flush(conn_t *c) {
+    if (c->_state == CONN_DEAD)
+        return;
+    if (c->_flags & CONN_F_SLOW) {
+        close_slow_consumer(c);
+        return;
+    }
+    worker_t *w = conn_worker(c);
+    while (c->_wq_tail) {
+        struct iovec iov[WRITEV_MAX];
+        int n = 0;
+        wq_item_t *it = c->_wq_tail->next;
+        for (;;) {
+            size_t skip = n == 0 ? c->_wq_off : 0;
+            iov[n].iov_base = (void *)(sbuf_bytes(it->buf) + skip);
+            iov[n].iov_len = it->buf->len - skip;
+            n++;
+            if (it == c->_wq_tail || n == WRITEV_MAX)
+                break;
+            it = it->next;
+        }
+        ssize_t wrote = writev(conn_fd(c), iov, n);
+        if (wrote < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_want_write(c, true);
+                return;
+            }
+            conn_abort(c);
+            return;
+        }
+        size_t left = (size_t)wrote;
+        c->_wq_bytes -= (uint32_t)left;
+        while (left > 0) {
+            wq_item_t *head = c->_wq_tail->next;
+            size_t rest = head->buf->len - c->_wq_off;
+            if (left < rest) {
+                c->_wq_off += (uint32_t)left;
+                break;
+            }
+            left -= rest;
+            c->_wq_off = 0;
+            if (head == c->_wq_tail)
+                c->_wq_tail = NULL;
+            else
+                c->_wq_tail->next = head->next;
+            sbuf_unref(head->buf);
+            worker_wq_put(w, head);
+        }
+    }
+    set_want_write(c, false);
+    if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH)
+        conn_abort(c);
+}
+
+/* ---- HTTP and the upgrade ---- */
+
+static void http_log(conn_t *c, const http_req_t *req, int status, size_t bytes) {
+    char peer[80];
+    conn_peer_name(c, peer, sizeof peer);
+    log_access("%s \"%s %.*s HTTP/%u.%u\" %d %zu", peer,
+               http_method_str((enum http_method)req->method), (int)req->url.len,
+               http_span_ptr(req, req->url), req->http_major, req->http_minor, status, bytes);
+}
+
+void conn_http_reply(conn_t *c, const http_req_t *req, int status, sbuf_t *resp) {
+    worker_t *w = conn_worker(c);
+    STAT_INC(&w->stats, httpRequests);
+    if (status >= 400)
+        STAT_INC(&w->stats, httpErrors);
+    if (!resp) {
+        conn_close(c, 0, NULL);
+        return;
+    }
+    http_log(c, req, status, resp->len);
+    wq_push(c, resp);
+    sbuf_unref(resp);
+    if (!req->keep_alive || status >= 500)
+        conn_close(c, 0, NULL);
+}
+
+static void reply_error(conn_t *c, const http_req_t *req, int status, const char *msg,
+                        const char *headers) {
+    bool keep = req->keep_alive && status != 400;
+    http_req_t copy = *req;
+    copy.keep_alive = keep;
+    conn_http_reply(c, &copy, status, http_resp_error(status, msg, headers, keep));
+}
+
+/* Checks an upgrade request for /acc (RFC 6455 §4.2.1). Returns 0 and the accept key, or the
+ * HTTP status to answer with (and *msg, *headers). */
+static int check_upgrade(const http_req_t *req, char accept[WS_ACCEPT_KEY_LEN + 1],
+                         const char **msg, const char **headers) {
+    size_t ul, cl, vl, kl;
+    const char *up = http_req_header(req, "Upgrade", &ul);
+    const char *co = http_req_header(req, "Connection", &cl);
+    *headers = NULL;
+    if (!up || !co || !ws_header_has_token(up, ul, "websocket") ||
+        !ws_header_has_token(co, cl, "upgrade")) {
+        *msg = "this is a WebSocket endpoint: send an Upgrade: websocket request";
+        return 400;
+    }
+    if (req->method != HTTP_GET) {
+        *msg = "a WebSocket upgrade must use GET";
+        *headers = "Allow: GET\r\n";
+        return 405;
+    }
+    if (req->http_major < 1 || (req->http_major == 1 && req->http_minor < 1)) {
+        *msg = "a WebSocket upgrade needs HTTP/1.1";
+        return 400;
+    }
+    const char *ver = http_req_header(req, "Sec-WebSocket-Version", &vl);
+    if (!ver || vl != 2 || memcmp(ver, "13", 2) != 0) {
+        *msg = "unsupported WebSocket version: use 13";
+        *headers = "Sec-WebSocket-Version: 13\r\n";
+        return 426;
+    }
+    const char *key = http_req_header(req, "Sec-WebSocket-Key", &kl);
+    if (!key || ws_handshake_accept_key(key, kl, accept) != 0) {
+        *msg = "missing or malformed Sec-WebSocket-Key";
+        return 400;
+    }
+    return 0;
+}
+
+/* Answers 101 and turns the connection into a WebSocket. Bytes that followed the request are
+ * WebSocket data and are fed at once. Returns false if the connection is no longer HTTP. */
+static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
+    worker_t *w = conn_worker(c);
+    char resp[160];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    sbuf_t *s = sbuf_from(resp, (size_t)n);
+    if (!s) {
+        conn_abort(c);
+        return;
+    }
+    STAT_INC(&w->stats, httpRequests);
+    wq_push(c, s);
+    sbuf_unref(s);
+    http_log(c, req, 101, (size_t)n);
+
+    size_t rest_len;
+    const uint8_t *rest = http_reader_rest(c->_http, &rest_len);
+    uint8_t *copy = NULL;
+    if (rest_len) {
+        copy = malloc(rest_len);
+        if (!copy) {
+            conn_abort(c);
+            return;
+        }
+        memcpy(copy, rest, rest_len);
+    }
+    c->_state = CONN_WS;
+    c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+    c->_deadline = 0;
+    w->ws_count++;
+    c->_flags |= CONN_F_OPEN_NOTIFIED;
+    if (w->cfg->hooks->on_ws_open)
+        w->cfg->hooks->on_ws_open(c, req);
+    /* req points into the reader: only now can it go. */
+    http_reader_free(c->_http);
+    c->_http = NULL;
+    c->_ws._spill = NULL;
+    if (copy && c->_state == CONN_WS) {
+        int r = ws_stream_feed(&c->_ws, copy, rest_len, w->cfg->max_message_size, &ws_handlers, c);
+        if (r < 0)
+            conn_ws_error(c, r);
+    }
+    free(copy);
+}
+
+/* Routes one complete request. */
+static void handle_request(conn_t *c, const http_req_t *req) {
+    worker_t *w = conn_worker(c);
+    if (http_span_eq(req, req->path, "/acc")) {
+        char accept[WS_ACCEPT_KEY_LEN + 1];
+        const char *msg, *headers;
+        int status = check_upgrade(req, accept, &msg, &headers);
+        if (status == 0) {
+            upgrade(c, req, accept);
+            return;
+        }
+        STAT_INC(&w->stats, handshakesFailed);
+        reply_error(c, req, status, msg, headers);
+        return;
+    }
+    if (c->_flags & CONN_F_WS_PORT || !w->cfg->hooks->on_http) {
+        reply_error(c, req, 404, "not found: the WebSocket endpoint is /acc", NULL);
+        return;
+    }
+    w->cfg->hooks->on_http(c, req);
+}
+
+static void http_fail(conn_t *c, int err) {
+    int status = err == HTTP_REQ_ERR_TOO_LARGE  ? 413
+                 : err == HTTP_REQ_ERR_HEADERS ? 431
+                 : err == HTTP_REQ_ERR_NOMEM   ? 503
+                                               : 400;
+    const char *msg = status == 413   ? "request body too large"
+                      : status == 431 ? "request line and headers too large"
+                      : status == 503 ? "out of memory"
+                                      : "malformed HTTP request";
+    worker_t *w = conn_worker(c);
+    STAT_INC(&w->stats, httpRequests);
+    STAT_INC(&w->stats, httpErrors);
+    sbuf_t *resp = http_resp_error(status, msg, NULL, false);
+    if (resp) {
+        wq_push(c, resp);
+        sbuf_unref(resp);
+    }
+    c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+    conn_close(c, 0, NULL);
+}
+
+static void http_data(conn_t *c, const uint8_t *p, size_t n) {
+    worker_t *w = conn_worker(c);
+    if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH)
+        return; /* answering a final response: ignore what follows */
+    if (!c->_http) {
+        c->_http = http_reader_new(w->cfg->max_header_bytes, w->cfg->max_body_bytes);
+        if (!c->_http) {
+            conn_abort(c);
+            return;
+        }
+    }
+    int r = http_reader_feed(c->_http, p, n);
+    while (r == HTTP_REQ_READY && c->_state == CONN_HTTP) {
+        handle_request(c, &c->_http->req);
+        if (c->_state != CONN_HTTP || (c->_flags & CONN_F_CLOSE_AFTER_FLUSH))
+            return;
+        r = http_reader_next(c->_http);
+    }
+    if (r < 0) {
+        http_fail(c, r);
+        return;
+    }
+    if (http_reader_partial(c->_http)) {
+        if (!(c->_flags & CONN_F_REQ_PENDING)) {
+            c->_flags |= CONN_F_REQ_PENDING;
+            conn_set_timeout(c, w->cfg->handshake_timeout);
+        }
+    } else {
+        c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+        conn_set_timeout(c, w->cfg->keepalive_timeout);
+    }
+}
+
+/* ---- WebSocket input ---- */
+
+static void conn_ws_error(conn_t *c, int err) {
+    worker_t *w = conn_worker(c);
+    uint16_t code = ws_error_close_code(err);
+    if (code == WS_CLOSE_BAD_DATA)
+        STAT_INC(&w->stats, badUtf8);
+    else if (code == WS_CLOSE_TOO_BIG)
+        STAT_INC(&w->stats, messagesTooBig);
+    else
+        STAT_INC(&w->stats, protocolErrors);
+    if (c->_state == CONN_WS) {
+        const char *why = code == WS_CLOSE_BAD_DATA  ? "invalid UTF-8"
+                          : code == WS_CLOSE_TOO_BIG ? "message too big"
+                          : code == WS_CLOSE_INTERNAL ? "out of memory"
+                                                      : "protocol error";
+        conn_close(c, code, why);
+    } else {
+        conn_abort(c);
+    }
+}
+
+static int ws_on_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len) {
+    conn_t *c = ctx;
+    if (c->_state != CONN_WS)
+        return 0; /* after our close frame, data is read and dropped (RFC 6455 §5.5.1) */
+    worker_t *w = conn_worker(c);
+    STAT_INC(&w->stats, messagesIn);
+    w->cfg->hooks->on_ws_message(c, data, len, opcode == WS_OP_BINARY);
+    return c->_state != CONN_WS;
+}
+
+static int ws_on_ping(void *ctx, uint8_t *data, size_t len) {
+    conn_t *c = ctx;
+    if (c->_state == CONN_WS)
+        send_control(c, control_frame(WS_OP_PONG, data, len));
+    return 0;
+}
+
+static int ws_on_pong(void *ctx, uint8_t *data, size_t len) {
+    return 0;
+}
+
+static int ws_on_close(void *ctx, uint16_t code, uint8_t *reason, size_t len) {
+    conn_t *c = ctx;
+    c->_flags |= CONN_F_PEER_CLOSED;
+    if (c->_state == CONN_WS) {
+        /* Echo the code (RFC 6455 §5.5.1), then close TCP once it is written. */
+        conn_close(c, code, NULL);
+    }
+    c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
+    worker_want_flush(conn_worker(c), c);
+    return 1;
+}
+
+static const ws_stream_handlers_t ws_handlers = {
+    .on_message = ws_on_message,
+    .on_ping = ws_on_ping,
+    .on_pong = ws_on_pong,
+    .on_close = ws_on_close,
+};
+
+static void ws_data(conn_t *c, uint8_t *p, size_t n) {
+    worker_t *w = conn_worker(c);
+    if (c->_flags & CONN_F_PEER_CLOSED)
+        return;
+    int r = ws_stream_feed(&c->_ws, p, n, w->cfg->max_message_size, &ws_handlers, c);
+    if (r < 0)
+        conn_ws_error(c, r);
+}
+
+static void on_readable(conn_t *c) {
+    worker_t *w = conn_worker(c);
+    for (int i = 0; i < 4 && c->_state != CONN_DEAD; i++) {
+        ssize_t n = read(conn_fd(c), w->_rbuf, NET_RBUF_SIZE);
+        if (n > 0) {
+            if (c->_state == CONN_HTTP)
+                http_data(c, w->_rbuf, (size_t)n);
+            else
+                ws_data(c, w->_rbuf, (size_t)n);
+            if ((size_t)n < NET_RBUF_SIZE)
+                return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        conn_abort(c); /* EOF or error */
+        return;
+    }
+}
+
+void conn_on_io(uv_poll_t *h, int status, int events) {
+    conn_t *c = (conn_t *)h;
+    if (status < 0) {
+        conn_abort(c);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        conn_flush(c);
+    if ((events & UV_READABLE) && c->_state != CONN_DEAD)
+        on_readable(c);
+}
+
+void conn_on_timeout(conn_t *c, uint32_t now) {
+    worker_t *w = conn_worker(c);
+    switch (c->_state) {
+    case CONN_HTTP:
+        if (c->_flags & CONN_F_REQ_PENDING) {
+            STAT_INC(&w->stats, handshakeTimeouts);
+            sbuf_t *resp = http_resp_error(408, "request not completed in time", NULL, false);
+            if (resp) {
+                wq_push(c, resp);
+                sbuf_unref(resp);
+            }
+            c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+            c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
+            c->_deadline = now + 2; /* if even the 408 can't be written */
+        } else if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH) {
+            conn_abort(c);
+        } else {
+            if (!c->_http)
+                STAT_INC(&w->stats, handshakeTimeouts); /* connected, never sent a byte */
+            conn_abort(c);
+        }
+        break;
+    case CONN_WS:
+        STAT_INC(&w->stats, heartbeatTimeouts);
+        conn_close(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
+        break;
+    case CONN_WS_CLOSING:
+        STAT_INC(&w->stats, closeTimeouts);
+        conn_abort(c);
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,32 @@
+/* What worker.c and conn.c share and nothing else may use. */
+#ifndef IMGATE_NET_INTERNAL_H
+#define IMGATE_NET_INTERNAL_H
+
+#include "net/conn.h"
+#include "net/worker.h"
+
+#define NET_RBUF_SIZE (64 * 1024) /* one read per event; big enough for a 64 KiB message */
+
+/* One queued output buffer; a circular singly linked list per connection. */
+typedef struct wq_item {
+    struct wq_item *next;
+    sbuf_t *buf;
+} wq_item_t;
+
+/* conn.c */
+conn_t *conn_accept(worker_t *w, int fd, bool ws_port);
+void conn_on_io(uv_poll_t *h, int status, int events);
+void conn_flush(conn_t *c);
+void conn_on_timeout(conn_t *c, uint32_t now);
+void conn_shutdown(conn_t *c);
+
+/* worker.c */
+int worker_slot_alloc(worker_t *w, conn_t *c);
+void worker_slot_free(worker_t *w, conn_t *c);
+void worker_want_flush(worker_t *w, conn_t *c);
+void worker_conn_gone(worker_t *w);
+wq_item_t *worker_wq_get(worker_t *w);
+void worker_wq_put(worker_t *w, wq_item_t *it);
+void net_conn_released(void);
+
+#endif

@@ -1,0 +1,432 @@
+#include "net/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net_internal.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define ACCEPTS_PER_EVENT 256 /* fairness: a flood of connects can't starve established ones */
+#define WQ_FREE_MAX 4096      /* spare queue items a worker keeps (64 KiB) */
+#define LISTEN_BACKLOG 4096   /* the kernel caps it at net.core.somaxconn */
+
+static worker_t *g_workers;
+static int g_worker_count;
+static atomic_uint g_conn_total;
+static _Thread_local worker_t *tl_worker;
+
+int net_worker_count(void) {
+    return g_worker_count;
+}
+
+worker_t *net_worker(int i) {
+    return &g_workers[i];
+}
+
+worker_t *net_current_worker(void) {
+    return tl_worker;
+}
+
+void net_conn_released(void) {
+    atomic_fetch_sub_explicit(&g_conn_total, 1, memory_order_relaxed);
+}
+
+/* ---- slots: cross-thread names of connections ---- */
+
+int worker_slot_alloc(worker_t *w, conn_t *c) {
+    uint32_t slot;
+    if (w->_free_count) {
+        slot = w->_free_slots[--w->_free_count];
+    } else {
+        if (w->_slot_used == w->_slot_cap) {
+            uint32_t cap = w->_slot_cap ? w->_slot_cap * 2 : 1024;
+            if (cap > 0xFFFFFFu)
+                return -ENOMEM;
+            conn_t **slots = realloc(w->_slots, cap * sizeof *slots);
+            if (!slots)
+                return -ENOMEM;
+            w->_slots = slots;
+            uint32_t *gens = realloc(w->_gens, cap * sizeof *gens);
+            if (!gens)
+                return -ENOMEM;
+            w->_gens = gens;
+            uint32_t *fr = realloc(w->_free_slots, cap * sizeof *fr);
+            if (!fr)
+                return -ENOMEM;
+            w->_free_slots = fr;
+            memset(w->_gens + w->_slot_cap, 0, (cap - w->_slot_cap) * sizeof *gens);
+            w->_slot_cap = cap;
+        }
+        slot = w->_slot_used++;
+    }
+    w->_slots[slot] = c;
+    c->_slot = slot;
+    return 0;
+}
+
+void worker_slot_free(worker_t *w, conn_t *c) {
+    w->_slots[c->_slot] = NULL;
+    w->_gens[c->_slot]++;
+    w->_free_slots[w->_free_count++] = c->_slot;
+}
+
+conn_t *worker_conn(worker_t *w, conn_ref_t ref) {
+    uint32_t slot = conn_ref_slot(ref);
+    if (conn_ref_worker(ref) != w->id || slot >= w->_slot_used)
+        return NULL;
+    if (w->_gens[slot] != conn_ref_gen(ref))
+        return NULL;
+    return w->_slots[slot];
+}
+
+void worker_foreach_conn(worker_t *w, void (*fn)(conn_t *c, void *arg), void *arg) {
+    for (conn_t *c = w->_conns, *next; c; c = next) {
+        next = c->_next;
+        fn(c, arg);
+    }
+}
+
+/* ---- write queue items, recycled per worker ---- */
+
+wq_item_t *worker_wq_get(worker_t *w) {
+    wq_item_t *it = w->_wq_free;
+    if (it) {
+        w->_wq_free = it->next;
+        w->_wq_free_count--;
+        return it;
+    }
+    it = malloc(sizeof *it);
+    if (!it) {
+        log_error("out of memory for a write queue item");
+        abort(); /* 16 bytes: nothing sensible is left to do */
+    }
+    return it;
+}
+
+void worker_wq_put(worker_t *w, wq_item_t *it) {
+    if (w->_wq_free_count >= WQ_FREE_MAX) {
+        free(it);
+        return;
+    }
+    it->next = w->_wq_free;
+    w->_wq_free = it;
+    w->_wq_free_count++;
+}
+
+/* ---- flushing: once per loop turn, after all input and mailbox work ---- */
+
+void worker_want_flush(worker_t *w, conn_t *c) {
+    if (c->_flags & CONN_F_IN_FLUSH_LIST)
+        return;
+    c->_flags |= CONN_F_IN_FLUSH_LIST;
+    c->_flush_next = NULL;
+    if (w->_flush_tail)
+        w->_flush_tail->_flush_next = c;
+    else
+        w->_flush_head = c;
+    w->_flush_tail = c;
+}
+
+static void flush_all(worker_t *w) {
+    conn_t *c;
+    while ((c = w->_flush_head)) {
+        w->_flush_head = c->_flush_next;
+        if (!w->_flush_head)
+            w->_flush_tail = NULL;
+        c->_flags &= (uint8_t)~CONN_F_IN_FLUSH_LIST;
+        conn_flush(c);
+    }
+}
+
+static void on_check(uv_check_t *h) {
+    flush_all(h->data);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+    flush_all(h->data);
+}
+
+/* ---- mailbox ---- */
+
+int worker_post(worker_t *w, worker_task_fn fn, void *arg) {
+    pthread_mutex_lock(&w->_mb_lock);
+    if (w->_mb_len == w->_mb_cap) {
+        size_t cap = w->_mb_cap ? w->_mb_cap * 2 : 64;
+        worker_task_t *items = realloc(w->_mb_items, cap * sizeof *items);
+        if (!items) {
+            pthread_mutex_unlock(&w->_mb_lock);
+            return -ENOMEM;
+        }
+        w->_mb_items = items;
+        w->_mb_cap = cap;
+    }
+    w->_mb_items[w->_mb_len++] = (worker_task_t){fn, arg};
+    bool wake = w->_mb_len == 1 && !w->_mb_closed;
+    pthread_mutex_unlock(&w->_mb_lock);
+    if (wake)
+        uv_async_send(&w->_mb_async);
+    return 0;
+}
+
+/* Runs every task queued so far. Tasks posted meanwhile wait for the next wake-up. */
+static void run_mailbox(worker_t *w) {
+    pthread_mutex_lock(&w->_mb_lock);
+    worker_task_t *items = w->_mb_items;
+    size_t n = w->_mb_len;
+    w->_mb_items = NULL;
+    w->_mb_len = w->_mb_cap = 0;
+    pthread_mutex_unlock(&w->_mb_lock);
+    for (size_t i = 0; i < n; i++)
+        items[i].fn(w, items[i].arg);
+    free(items);
+}
+
+static void on_mailbox(uv_async_t *h) {
+    run_mailbox(h->data);
+}
+
+/* ---- accepting ---- */
+
+static void listener_pause(worker_t *w, int i) {
+    uv_poll_stop(&w->_listen[i]);
+}
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+    worker_t *w = h->data;
+    int i = h == &w->_listen[0] ? 0 : 1;
+    if (status < 0)
+        return;
+    for (int k = 0; k < ACCEPTS_PER_EVENT; k++) {
+        int fd = accept4(w->_listen_fd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting until the next tick instead of spinning. */
+                log_warn("accept: %s; pausing accepts for a second", strerror(errno));
+                STAT_INC(&w->stats, connectionsRejected);
+                listener_pause(w, i);
+            }
+            return;
+        }
+        unsigned total = atomic_fetch_add_explicit(&g_conn_total, 1, memory_order_relaxed) + 1;
+        if (total > w->cfg->max_connections) {
+            atomic_fetch_sub_explicit(&g_conn_total, 1, memory_order_relaxed);
+            STAT_INC(&w->stats, connectionsRejected);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!conn_accept(w, fd, i == 1)) {
+            atomic_fetch_sub_explicit(&g_conn_total, 1, memory_order_relaxed);
+            STAT_INC(&w->stats, connectionsRejected);
+            close(fd);
+            continue;
+        }
+        STAT_INC(&w->stats, connectionsAccepted);
+    }
+}
+
+/* A listening socket with SO_REUSEPORT, so each worker has its own accept queue. */
+static int listen_socket(const char *addr, int port) {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *a6;
+    } else {
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* ---- the tick: timeouts, once a second ---- */
+
+static void on_tick(uv_timer_t *h) {
+    worker_t *w = h->data;
+    uint32_t now = clock_mono_s();
+    for (conn_t *c = w->_conns, *next; c; c = next) {
+        next = c->_next;
+        if (c->_deadline && c->_deadline <= now)
+            conn_on_timeout(c, now);
+    }
+    if (!w->_stopping)
+        for (int i = 0; i < w->_listen_count; i++)
+            uv_poll_start(&w->_listen[i], UV_READABLE, on_accept);
+}
+
+/* ---- start and stop ---- */
+
+static void close_handles(worker_t *w) {
+    pthread_mutex_lock(&w->_mb_lock);
+    w->_mb_closed = true;
+    pthread_mutex_unlock(&w->_mb_lock);
+    uv_close((uv_handle_t *)&w->_tick, NULL);
+    uv_close((uv_handle_t *)&w->_check, NULL);
+    uv_close((uv_handle_t *)&w->_prepare, NULL);
+    uv_close((uv_handle_t *)&w->_mb_async, NULL);
+}
+
+void worker_conn_gone(worker_t *w) {
+    w->conn_count--;
+    if (w->_stopping && w->conn_count == 0)
+        close_handles(w);
+}
+
+static void shutdown_task(worker_t *w, void *arg) {
+    w->_stopping = true;
+    for (int i = 0; i < w->_listen_count; i++) {
+        uv_close((uv_handle_t *)&w->_listen[i], NULL);
+        close(w->_listen_fd[i]);
+    }
+    w->_listen_count = 0;
+    worker_foreach_conn(w, (void (*)(conn_t *, void *))conn_shutdown, NULL);
+    if (w->conn_count == 0)
+        close_handles(w);
+}
+
+static void worker_main(void *arg) {
+    worker_t *w = arg;
+    tl_worker = w;
+    if (w->cfg->hooks->on_worker_start)
+        w->cfg->hooks->on_worker_start(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
+    memset(w, 0, sizeof *w);
+    w->id = id;
+    w->cfg = cfg;
+    w->_rbuf = malloc(NET_RBUF_SIZE);
+    if (!w->_rbuf)
+        return -ENOMEM;
+    int r = uv_loop_init(&w->loop);
+    if (r)
+        return r;
+    w->loop.data = w;
+    pthread_mutex_init(&w->_mb_lock, NULL);
+    uv_async_init(&w->loop, &w->_mb_async, on_mailbox);
+    uv_timer_init(&w->loop, &w->_tick);
+    uv_check_init(&w->loop, &w->_check);
+    uv_prepare_init(&w->loop, &w->_prepare);
+    w->_mb_async.data = w->_tick.data = w->_check.data = w->_prepare.data = w;
+    uv_timer_start(&w->_tick, on_tick, 1000, 1000);
+    uv_check_start(&w->_check, on_check);
+    uv_prepare_start(&w->_prepare, on_prepare);
+    const int ports[2] = {cfg->http_port, cfg->ws_port};
+    for (int i = 0; i < 2; i++) {
+        int fd = listen_socket(cfg->bind_address, ports[i]);
+        if (fd < 0) {
+            log_error("cannot listen on %s:%d: %s", cfg->bind_address, ports[i], strerror(-fd));
+            return fd;
+        }
+        w->_listen_fd[i] = fd;
+        w->_listen_count++;
+        uv_poll_init(&w->loop, &w->_listen[i], fd);
+        w->_listen[i].data = w;
+        uv_poll_start(&w->_listen[i], UV_READABLE, on_accept);
+    }
+    return 0;
+}
+
+/* Frees what the worker's loop no longer uses, after its thread ended. */
+static void worker_free(worker_t *w) {
+    /* Tasks posted after the loop ended (e.g. a late broadcast) still own their arguments. */
+    while (w->_mb_len)
+        run_mailbox(w);
+    free(w->_mb_items);
+    if (w->cfg->hooks->on_worker_stop)
+        w->cfg->hooks->on_worker_stop(w);
+    for (int i = 0; i < w->_listen_count; i++) {
+        uv_close((uv_handle_t *)&w->_listen[i], NULL);
+        close(w->_listen_fd[i]);
+    }
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&w->loop) != 0)
+        log_warn("worker %u: loop still had handles at exit", w->id);
+    pthread_mutex_destroy(&w->_mb_lock);
+    while (w->_wq_free) {
+        wq_item_t *it = w->_wq_free;
+        w->_wq_free = it->next;
+        free(it);
+    }
+    free(w->_slots);
+    free(w->_gens);
+    free(w->_free_slots);
+    free(w->_rbuf);
+}
+
+int net_start(const net_config_t *cfg) {
+    g_workers = calloc((size_t)cfg->workers, sizeof *g_workers);
+    if (!g_workers)
+        return -ENOMEM;
+    int r = 0;
+    for (int i = 0; i < cfg->workers; i++) {
+        r = worker_init(&g_workers[i], cfg, (uint32_t)i);
+        g_worker_count = i + 1;
+        if (r)
+            goto err;
+    }
+    for (int i = 0; i < cfg->workers; i++) {
+        r = uv_thread_create(&g_workers[i]._thread, worker_main, &g_workers[i]);
+        if (r) {
+            log_error("cannot start worker thread: %s", uv_strerror(r));
+            abort();
+        }
+    }
+    return 0;
+err:
+    for (int i = 0; i < g_worker_count; i++) {
+        worker_t *w = &g_workers[i];
+        if (!w->loop.data) {
+            free(w->_rbuf);
+            continue;
+        }
+        close_handles(w);
+        worker_free(w);
+    }
+    free(g_workers);
+    g_workers = NULL;
+    g_worker_count = 0;
+    return r;
+}
+
+void net_stop(void) {
+    for (int i = 0; i < g_worker_count; i++)
+        worker_post(&g_workers[i], shutdown_task, NULL);
+    for (int i = 0; i < g_worker_count; i++)
+        uv_thread_join(&g_workers[i]._thread);
+    for (int i = 0; i < g_worker_count; i++)
+        worker_free(&g_workers[i]);
+    free(g_workers);
+    g_workers = NULL;
+    g_worker_count = 0;
+}

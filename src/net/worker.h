@@ -1,0 +1,121 @@
+/* Workers: W threads, each with its own libuv loop and its own SO_REUSEPORT listening sockets on
+ * both ports, owning the connections the kernel hands it. Other threads reach a worker only
+ * through its mailbox (worker_post). The net layer calls the layers above through net_hooks_t. */
+#ifndef IMGATE_NET_WORKER_H
+#define IMGATE_NET_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/conn.h"
+#include "net/http_req.h"
+#include "net/stats.h"
+
+struct worker;
+
+/* Calls from the net layer up. All run on the connection's worker thread. */
+typedef struct {
+    /* An HTTP request on the HTTP port that is not a WebSocket upgrade of /acc. The handler
+     * answers with conn_send (an http_resp_* buffer); keep-alive follows req->keep_alive. */
+    void (*on_http)(conn_t *c, const http_req_t *req);
+    /* The 101 was queued; the connection is now a WebSocket. */
+    void (*on_ws_open)(conn_t *c, const http_req_t *req);
+    /* A complete text or binary message (UTF-8 already checked for text). */
+    void (*on_ws_message)(conn_t *c, uint8_t *data, size_t len, bool binary);
+    /* Once, when a WebSocket that had on_ws_open stops being usable (closing or closed). */
+    void (*on_ws_close)(conn_t *c);
+    /* On each worker's thread, at start and after its last connection, before the loop ends. */
+    void (*on_worker_start)(struct worker *w);
+    void (*on_worker_stop)(struct worker *w);
+} net_hooks_t;
+
+typedef struct {
+    const char *bind_address;
+    int http_port;
+    int ws_port;
+    int workers;
+    uint32_t max_connections;
+    uint32_t max_message_size;
+    uint32_t max_write_queue;
+    uint32_t max_header_bytes;
+    uint32_t max_body_bytes;
+    uint32_t handshake_timeout;
+    uint32_t close_timeout;
+    uint32_t keepalive_timeout; /* idle HTTP keep-alive connections */
+    size_t conn_ext_size;       /* bytes of upper-layer data after each conn_t */
+    const net_hooks_t *hooks;
+} net_config_t;
+
+typedef void (*worker_task_fn)(struct worker *w, void *arg);
+
+typedef struct {
+    worker_task_fn fn;
+    void *arg;
+} worker_task_t;
+
+typedef struct worker {
+    uv_loop_t loop;
+    uint32_t id;
+    uv_thread_t _thread;
+    const net_config_t *cfg;
+    void *user; /* the upper layer's per-worker state */
+
+    /* mailbox: any thread pushes under the lock; the worker swaps the array out */
+    pthread_mutex_t _mb_lock;
+    worker_task_t *_mb_items;
+    size_t _mb_len, _mb_cap;
+    bool _mb_closed; /* the loop has ended: tasks wait for net_stop to run them */
+    uv_async_t _mb_async;
+
+    uv_timer_t _tick;
+    uv_check_t _check;
+    uv_prepare_t _prepare;
+    uv_poll_t _listen[2];
+    int _listen_fd[2];
+    int _listen_count;
+
+    conn_t *_conns;       /* all connections (head of a doubly linked list) */
+    conn_t *_flush_head;  /* connections with output to write this turn */
+    conn_t *_flush_tail;
+    struct wq_item *_wq_free;
+    size_t _wq_free_count;
+
+    conn_t **_slots;      /* slot -> connection */
+    uint32_t *_gens;      /* slot -> generation */
+    uint32_t *_free_slots;
+    uint32_t _slot_cap, _slot_used, _free_count;
+
+    uint8_t *_rbuf;       /* the read buffer shared by all of this worker's connections */
+
+    bool _stopping;
+    uint32_t conn_count;  /* written by this worker; read by others (approximate) */
+    uint32_t ws_count;
+    net_stats_t stats;
+} worker_t;
+
+/* Creates the listening sockets and starts the worker threads. Returns 0 or -errno (e.g. a port
+ * is in use), with a message logged. */
+int net_start(const net_config_t *cfg);
+
+/* Stops accepting, closes every WebSocket with 1001, waits for the peers (up to close_timeout),
+ * joins the threads and frees everything. */
+void net_stop(void);
+
+int net_worker_count(void);
+worker_t *net_worker(int i);
+/* The worker whose thread is calling, or NULL. */
+worker_t *net_current_worker(void);
+
+/* Runs fn(w, arg) on worker w's thread, soon. Safe from any thread. Returns 0 or -ENOMEM (then
+ * fn is not called and arg is the caller's). If called on w's own thread it still defers. */
+int worker_post(worker_t *w, worker_task_fn fn, void *arg);
+
+/* The live connection named by ref on this worker, or NULL. Only on w's own thread. */
+conn_t *worker_conn(worker_t *w, conn_ref_t ref);
+
+/* Calls fn for each connection of this worker (on its own thread). fn may close connections. */
+void worker_foreach_conn(worker_t *w, void (*fn)(conn_t *c, void *arg), void *arg);
+
+#endif
