@@ -27,7 +27,7 @@ enum {
     IM_NO_ROUTE = 1010,
 };
 
-/* codeMsg for a code, in English ("Success", "Not logged in", ...; "Undefined error" for
+/* codeMsg for a code, in English ("Success", "Not logged in", ...; "Undefined error type" for
  * unknown codes). Pushes use "Ok" instead (spec §3). */
 const char *im_code_msg(int code);
 
@@ -44,23 +44,29 @@ typedef struct {
     json_t *_root; /* owned */
     im_str_t seq;  /* "" if missing or null */
     im_str_t cmd;  /* "" if missing or null */
-    json_t *data;  /* borrowed; NULL if missing or JSON null */
+    json_t *data;  /* borrowed; NULL if missing or JSON null. Every number in it is a JSON real,
+                      as in Go, where data is an interface{} and numbers become float64. */
 } im_request_t;
 
 enum {
     IM_PARSE_OK = 0,
-    IM_ERR_BAD_JSON = -2001,     /* not valid JSON, or not an object */
+    IM_ERR_BAD_JSON = -2001,     /* not valid JSON, or neither an object nor null */
     IM_ERR_BAD_ENVELOPE = -2002, /* seq or cmd present but not a string (seq was not read) */
 };
 
-/* Parses a request envelope {seq, cmd, data}; keys matched as Go's encoding/json does (an exact
- * match first, else case-insensitive). Returns IM_PARSE_OK or IM_ERR_*. On error nothing needs
- * freeing; on success call im_request_free. */
+/* Parses a request envelope {seq, cmd, data} as Go's json.Unmarshal fills goWebSocket's Request:
+ * every key that matches a field name case-insensitively is applied in turn, so the last one
+ * wins; null leaves seq/cmd alone but clears data; a seq/cmd key of any other type than string
+ * or null fails. A bare `null` document parses (all empty), as in Go. Returns IM_PARSE_OK or
+ * IM_ERR_*. On error nothing needs freeing (seq and cmd are ""); on success call
+ * im_request_free. */
 int im_request_parse(im_request_t *req, const uint8_t *p, size_t n);
 void im_request_free(im_request_t *req);
 
-/* Looks up `key` in a JSON object the way Go's encoding/json does: exact match first, otherwise
- * the last case-insensitive (ASCII) match. NULL if absent or obj is not an object. */
+/* Looks up `key` in a JSON object the way Go's encoding/json fills an interface{} field: the
+ * last key in the object's order that equals `key` under ASCII case folding wins (an exact
+ * spelling has no priority, since Go applies every matching key in turn). May return a JSON
+ * null; NULL if absent or obj is not an object. */
 json_t *im_json_get_ci(const json_t *obj, const char *key);
 
 /* login's data: {serviceToken string, appID uint32, userID string}; absent or null fields keep
@@ -72,8 +78,10 @@ typedef struct {
 } im_login_t;
 
 /* Decodes login data (NULL data = all zero). Returns 0, or IM_BAD_PARAM when a field has the
- * wrong type: appID not an integer in [0, 2^32) (a string, negative, fractional or too big),
- * userID or serviceToken not a string, or data not an object. */
+ * wrong type: appID not an integer in [0, 2^32) (a string, bool, negative (-0 too), fractional
+ * or too big), userID or serviceToken not a string, or data not an object. goWebSocket
+ * re-marshals data before decoding it, so 101.0 and 1e2 are integers here (101 and 100), and
+ * when a field is spelt several ways the byte-greatest key wins (json.Marshal sorts map keys). */
 int im_login_decode(const json_t *data, im_login_t *out);
 
 /* heartbeat's data: {userID string}, optional and ignored, but a wrong type gives IM_BAD_PARAM. */
