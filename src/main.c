@@ -1,5 +1,110 @@
+/* imgate: start-up and shutdown of one node. */
+#include <signal.h>
 #include <stdio.h>
-int main(void) {
-    puts("imgate: not yet");
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "api/http_api.h"
+#include "config.h"
+#include "im/dedup.h"
+#include "im/hub.h"
+#include "im/router.h"
+#include "im/session.h"
+#include "net/worker.h"
+#include "util/log.h"
+
+extern char **environ;
+
+/* idle HTTP keep-alive connections: nginx's default keepalive_timeout */
+#define KEEPALIVE_TIMEOUT_S 75
+
+static void on_worker_start(worker_t *w) {
+    hub_worker_start(w);
+}
+
+static void on_worker_stop(worker_t *w) {
+    hub_worker_stop(w);
+}
+
+static const net_hooks_t hooks = {
+    .on_http = api_handle,
+    .on_ws_open = router_on_open,
+    .on_ws_message = router_on_message,
+    .on_ws_close = router_on_close,
+    .on_worker_start = on_worker_start,
+    .on_worker_stop = on_worker_stop,
+};
+
+static void on_signal(uv_signal_t *h, int signum) {
+    log_info("signal %d: shutting down", signum);
+    uv_stop(h->loop);
+}
+
+int main(int argc, char **argv) {
+    static config_t cfg;
+    char err[512];
+    int r = config_load(&cfg, argc, argv, environ, stdout, err, sizeof err);
+    if (r == CONFIG_EXIT_HELP)
+        return 0;
+    if (r != CONFIG_OK) {
+        fprintf(stderr, "imgate: %s\n", err);
+        return 2;
+    }
+    log_set_level((log_level_t)log_level_parse(cfg.log_level));
+    if ((r = log_open_access(cfg.log_file)) != 0)
+        log_warn("cannot open access log %s: %s (continuing without it)", cfg.log_file,
+                 strerror(-r));
+    signal(SIGPIPE, SIG_IGN);
+
+    int workers = cfg.workers ? cfg.workers : (int)uv_available_parallelism();
+    net_config_t net = {
+        .bind_address = cfg.bind_address,
+        .http_port = cfg.http_port,
+        .ws_port = cfg.ws_port,
+        .workers = workers,
+        .max_connections = cfg.max_connections,
+        .max_message_size = cfg.max_message_size,
+        .max_write_queue = cfg.max_write_queue,
+        .max_header_bytes = cfg.max_header_bytes,
+        .max_body_bytes = cfg.max_body_bytes,
+        .handshake_timeout = cfg.handshake_timeout,
+        .close_timeout = cfg.close_timeout,
+        .keepalive_timeout = KEEPALIVE_TIMEOUT_S,
+        .conn_ext_size = sizeof(session_t),
+        .hooks = &hooks,
+    };
+    hub_init(&cfg);
+    router_init(&cfg);
+    api_init(&cfg);
+    dedup_init(cfg.dedup_ttl, cfg.dedup_capacity);
+
+    /* Signals are taken by the main thread's loop; workers never see them. */
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sigint, sigterm;
+    uv_signal_init(loop, &sigint);
+    uv_signal_init(loop, &sigterm);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+
+    if ((r = net_start(&net)) != 0) {
+        log_error("start-up failed: %s", uv_strerror(r));
+        return 1;
+    }
+    log_info("imgate listening on %s: HTTP %d, WebSocket %d (/acc), %d workers, config %s",
+             cfg.bind_address, cfg.http_port, cfg.ws_port, workers,
+             cfg.config_path[0] ? cfg.config_path : "(built-in defaults)");
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    net_stop();
+    uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_loop_close(loop);
+    dedup_free();
+    hub_free();
+    log_close_access();
+    log_info("imgate stopped");
     return 0;
 }

@@ -21,7 +21,7 @@
 _Static_assert(sizeof(conn_t) <= 224, "conn_t grew: measure before letting it");
 
 #define CONN_F_REQ_PENDING (1u << 7) /* an HTTP request has started but is not complete */
-#define WRITEV_MAX 64
+#define WRITEV_MAX         64
 
 static const ws_stream_handlers_t ws_handlers;
 static void conn_ws_error(conn_t *c, int err);
@@ -467,7 +467,7 @@ static void handle_request(conn_t *c, const http_req_t *req) {
 }
 
 static void http_fail(conn_t *c, int err) {
-    int status = err == HTTP_REQ_ERR_TOO_LARGE  ? 413
+    int status = err == HTTP_REQ_ERR_TOO_LARGE ? 413
                  : err == HTTP_REQ_ERR_HEADERS ? 431
                  : err == HTTP_REQ_ERR_NOMEM   ? 503
                                                : 400;
@@ -532,8 +532,8 @@ static void conn_ws_error(conn_t *c, int err) {
     else
         STAT_INC(&w->stats, protocolErrors);
     if (c->_state == CONN_WS) {
-        const char *why = code == WS_CLOSE_BAD_DATA  ? "invalid UTF-8"
-                          : code == WS_CLOSE_TOO_BIG ? "message too big"
+        const char *why = code == WS_CLOSE_BAD_DATA   ? "invalid UTF-8"
+                          : code == WS_CLOSE_TOO_BIG  ? "message too big"
                           : code == WS_CLOSE_INTERNAL ? "out of memory"
                                                       : "protocol error";
         conn_close(c, code, why);

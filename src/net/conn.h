@@ -26,7 +26,7 @@ typedef enum {
 
 /* conn flags */
 enum {
-    CONN_F_WS_PORT = 1u << 0,       /* accepted on the WebSocket port (only /acc is served) */
+    CONN_F_WS_PORT = 1u << 0, /* accepted on the WebSocket port (only /acc is served) */
     CONN_F_CLOSE_AFTER_FLUSH = 1u << 1,
     CONN_F_IN_FLUSH_LIST = 1u << 2,
     CONN_F_WANT_WRITE = 1u << 3,    /* poll is watching UV_WRITABLE */
@@ -37,20 +37,20 @@ enum {
 
 typedef struct conn {
     uv_poll_t _poll;
-    struct conn *_next, *_prev;     /* the worker's list of connections */
-    struct conn *_flush_next;       /* the worker's list of connections with output to flush */
-    struct wq_item *_wq_tail;       /* circular list of queued output: tail->next is the head */
+    struct conn *_next, *_prev; /* the worker's list of connections */
+    struct conn *_flush_next;   /* the worker's list of connections with output to flush */
+    struct wq_item *_wq_tail;   /* circular list of queued output: tail->next is the head */
     union {
-        struct http_reader *_http;  /* CONN_HTTP */
-        ws_stream_t _ws;            /* CONN_WS and later */
+        struct http_reader *_http; /* CONN_HTTP */
+        ws_stream_t _ws;           /* CONN_WS and later */
     };
-    uint32_t _slot;                 /* index in the worker's slot table */
-    uint32_t _deadline;             /* monotonic seconds; 0 = none */
-    uint32_t _wq_bytes;             /* queued, unwritten bytes */
-    uint32_t _wq_off;               /* bytes of the head item already written */
-    uint8_t _state;                 /* conn_state_t */
+    uint32_t _slot;     /* index in the worker's slot table */
+    uint32_t _deadline; /* monotonic seconds; 0 = none */
+    uint32_t _wq_bytes; /* queued, unwritten bytes */
+    uint32_t _wq_off;   /* bytes of the head item already written */
+    uint8_t _state;     /* conn_state_t */
     uint8_t _flags;
-    uint16_t _close_code;           /* the close code we sent (for logs) */
+    uint16_t _close_code; /* the close code we sent (for logs) */
     /* the upper layer's per-connection data (net_config_t.conn_ext_size bytes) follows */
 } conn_t;
 

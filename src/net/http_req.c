@@ -153,8 +153,8 @@ static int parse(http_reader_t *r) {
     size_t todo = r->_in.len - r->_parsed;
     if (todo == 0)
         return HTTP_REQ_MORE;
-    size_t n = http_parser_execute(&r->_parser, &settings, (const char *)r->_in.data + r->_parsed,
-                                   todo);
+    size_t n =
+        http_parser_execute(&r->_parser, &settings, (const char *)r->_in.data + r->_parsed, todo);
     r->_parsed += n;
     enum http_errno e = HTTP_PARSER_ERRNO(&r->_parser);
     if (r->_ready) {

@@ -35,21 +35,21 @@ typedef struct {
 } http_req_t;
 
 enum {
-    HTTP_REQ_MORE = 0,            /* need more bytes */
-    HTTP_REQ_READY = 1,           /* a request is complete */
-    HTTP_REQ_ERR_BAD = -400,      /* malformed */
-    HTTP_REQ_ERR_TOO_LARGE = -413,/* body over the limit */
-    HTTP_REQ_ERR_HEADERS = -431,  /* request line + headers over the limit, or too many */
+    HTTP_REQ_MORE = 0,             /* need more bytes */
+    HTTP_REQ_READY = 1,            /* a request is complete */
+    HTTP_REQ_ERR_BAD = -400,       /* malformed */
+    HTTP_REQ_ERR_TOO_LARGE = -413, /* body over the limit */
+    HTTP_REQ_ERR_HEADERS = -431,   /* request line + headers over the limit, or too many */
     HTTP_REQ_ERR_NOMEM = -500,
 };
 
 typedef struct http_reader {
     http_parser _parser;
     buf_t _in;
-    size_t _parsed;        /* bytes of _in given to the parser so far */
-    size_t _head_bytes;    /* bytes of the current request's head */
+    size_t _parsed;     /* bytes of _in given to the parser so far */
+    size_t _head_bytes; /* bytes of the current request's head */
     uint32_t _max_head, _max_body;
-    uint8_t _state;        /* which span the parser is filling */
+    uint8_t _state; /* which span the parser is filling */
     bool _ready;
     bool _headers_done;
     http_req_t req;

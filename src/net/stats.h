@@ -34,7 +34,7 @@ typedef struct {
 /* Increment by the owning thread only. */
 #define STAT_ADD(stats, name, n)                                                                   \
     atomic_store_explicit(&(stats)->name,                                                          \
-                          atomic_load_explicit(&(stats)->name, memory_order_relaxed) + (n),       \
+                          atomic_load_explicit(&(stats)->name, memory_order_relaxed) + (n),        \
                           memory_order_relaxed)
 #define STAT_INC(stats, name) STAT_ADD(stats, name, 1)
 #define STAT_GET(stats, name) atomic_load_explicit(&(stats)->name, memory_order_relaxed)

@@ -14,9 +14,9 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define ACCEPTS_PER_EVENT 256 /* fairness: a flood of connects can't starve established ones */
-#define WQ_FREE_MAX 4096      /* spare queue items a worker keeps (64 KiB) */
-#define LISTEN_BACKLOG 4096   /* the kernel caps it at net.core.somaxconn */
+#define ACCEPTS_PER_EVENT 256  /* fairness: a flood of connects can't starve established ones */
+#define WQ_FREE_MAX       4096 /* spare queue items a worker keeps (64 KiB) */
+#define LISTEN_BACKLOG    4096 /* the kernel caps it at net.core.somaxconn */
 
 static worker_t *g_workers;
 static int g_worker_count;
@@ -301,6 +301,10 @@ void worker_conn_gone(worker_t *w) {
         close_handles(w);
 }
 
+static void shutdown_conn(conn_t *c, void *arg) {
+    conn_shutdown(c);
+}
+
 static void shutdown_task(worker_t *w, void *arg) {
     w->_stopping = true;
     for (int i = 0; i < w->_listen_count; i++) {
@@ -308,7 +312,7 @@ static void shutdown_task(worker_t *w, void *arg) {
         close(w->_listen_fd[i]);
     }
     w->_listen_count = 0;
-    worker_foreach_conn(w, (void (*)(conn_t *, void *))conn_shutdown, NULL);
+    worker_foreach_conn(w, shutdown_conn, NULL);
     if (w->conn_count == 0)
         close_handles(w);
 }

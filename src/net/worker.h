@@ -76,21 +76,21 @@ typedef struct worker {
     int _listen_fd[2];
     int _listen_count;
 
-    conn_t *_conns;       /* all connections (head of a doubly linked list) */
-    conn_t *_flush_head;  /* connections with output to write this turn */
+    conn_t *_conns;      /* all connections (head of a doubly linked list) */
+    conn_t *_flush_head; /* connections with output to write this turn */
     conn_t *_flush_tail;
     struct wq_item *_wq_free;
     size_t _wq_free_count;
 
-    conn_t **_slots;      /* slot -> connection */
-    uint32_t *_gens;      /* slot -> generation */
+    conn_t **_slots; /* slot -> connection */
+    uint32_t *_gens; /* slot -> generation */
     uint32_t *_free_slots;
     uint32_t _slot_cap, _slot_used, _free_count;
 
-    uint8_t *_rbuf;       /* the read buffer shared by all of this worker's connections */
+    uint8_t *_rbuf; /* the read buffer shared by all of this worker's connections */
 
     bool _stopping;
-    uint32_t conn_count;  /* written by this worker; read by others (approximate) */
+    uint32_t conn_count; /* written by this worker; read by others (approximate) */
     uint32_t ws_count;
     net_stats_t stats;
 } worker_t;

@@ -1,0 +1,345 @@
+#include "api/http_api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/form.h"
+#include "im/dedup.h"
+#include "im/hub.h"
+#include "im/protocol.h"
+#include "net/http_resp.h"
+#include "net/worker.h"
+#include "util/clock.h"
+
+static const config_t *g_cfg;
+
+/* The original's CORS headers (spec §5), so browser callers keep working. */
+#define CORS_HEADERS                                                                               \
+    "Access-Control-Allow-Origin: *\r\n"                                                           \
+    "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE,UPDATE\r\n"                     \
+    "Access-Control-Allow-Headers: Authorization, Content-Length, X-CSRF-Token, Token,session,"    \
+    "X_Requested_With,Accept, Origin, Host, Connection, Accept-Encoding, Accept-Language,DNT, "    \
+    "X-CustomHeader, Keep-Alive, User-Agent, X-Requested-With, If-Modified-Since, "                \
+    "Cache-Control, Content-Type, Pragma\r\n"                                                      \
+    "Access-Control-Expose-Headers: Content-Length, Access-Control-Allow-Origin, "                 \
+    "Access-Control-Allow-Headers,Cache-Control,Content-Language,Content-Type,Expires,"            \
+    "Last-Modified,Pragma,FooBar\r\n"                                                              \
+    "Access-Control-Allow-Credentials: true\r\n"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+int api_init(const config_t *cfg) {
+    g_cfg = cfg;
+    return 0;
+}
+
+/* ---- replies ---- */
+
+static void reply_ok(conn_t *c, const http_req_t *req, const char *data, size_t len) {
+    buf_t body = {0};
+    buf_append_str(&body, "{\"code\":200,\"msg\":\"Success\",\"data\":");
+    buf_append(&body, data, len);
+    buf_append_str(&body, "}");
+    sbuf_t *resp = body.data ? http_resp_build(200, JSON_TYPE, CORS_HEADERS, body.data, body.len,
+                                               req->keep_alive)
+                             : NULL;
+    buf_free(&body);
+    conn_http_reply(c, req, 200, resp);
+}
+
+static void reply_error(conn_t *c, const http_req_t *req, int status, const char *msg,
+                        const char *extra) {
+    char headers[1024];
+    snprintf(headers, sizeof headers, "%s%s", CORS_HEADERS, extra ? extra : "");
+    conn_http_reply(c, req, status, http_resp_error(status, msg, headers, req->keep_alive));
+}
+
+/* ---- parameters ---- */
+
+typedef struct {
+    const char *src; /* the form: the body for POST, the query for GET */
+    size_t len;
+} params_t;
+
+/* Reads field `key` into out. Returns FORM_FOUND, FORM_ABSENT or FORM_BAD. */
+static int param(const params_t *p, const char *key, buf_t *out) {
+    return form_get(p->src, p->len, key, out);
+}
+
+/* appID as the original parses it: a signed 32-bit decimal; absent = 0. Returns 0, or -1 if it
+ * is not such a number. */
+static int param_app_id(const params_t *p, uint32_t *app_id) {
+    buf_t v = {0};
+    int r = param(p, "appID", &v);
+    if (r == FORM_ABSENT) {
+        *app_id = 0;
+        buf_free(&v);
+        return 0;
+    }
+    int rc = -1;
+    if (r == FORM_FOUND && v.len > 0 && v.len < 12) {
+        char *end;
+        errno = 0;
+        long long n = strtoll((const char *)v.data, &end, 10);
+        if (errno == 0 && *end == '\0' && n >= 0 && n <= 4294967295LL) {
+            *app_id = (uint32_t)n;
+            rc = 0;
+        }
+    }
+    buf_free(&v);
+    return rc;
+}
+
+static params_t query_params(const http_req_t *req) {
+    return (params_t){http_span_ptr(req, req->query), req->query.len};
+}
+
+/* A POST's form. Returns 0, or the HTTP status for a body we don't read (415). */
+static int body_params(const http_req_t *req, params_t *p) {
+    size_t tl;
+    const char *type = http_req_header(req, "Content-Type", &tl);
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (type && !(tl >= sizeof form - 1 && strncasecmp(type, form, sizeof form - 1) == 0))
+        return 415;
+    *p = (params_t){http_span_ptr(req, req->body), req->body.len};
+    return 0;
+}
+
+/* ---- routes ---- */
+
+static void get_user_list(conn_t *c, const http_req_t *req) {
+    params_t p = query_params(req);
+    uint32_t app_id;
+    if (param_app_id(&p, &app_id) != 0) {
+        reply_error(c, req, 400, "appID must be a whole number", NULL);
+        return;
+    }
+    buf_t list = {0}, data = {0};
+    size_t n = app_id ? hub_list_users(app_id, &list) : 0;
+    buf_printf(&data, "{\"userCount\":%zu,\"userList\":", n);
+    if (n)
+        buf_append(&data, list.data, list.len);
+    else
+        buf_append_str(&data, "[]");
+    buf_append_str(&data, "}");
+    reply_ok(c, req, (const char *)data.data, data.len);
+    buf_free(&list);
+    buf_free(&data);
+}
+
+static void get_user_online(conn_t *c, const http_req_t *req) {
+    params_t p = query_params(req);
+    uint32_t app_id;
+    buf_t user = {0}, data = {0};
+    if (param_app_id(&p, &app_id) != 0) {
+        reply_error(c, req, 400, "appID must be a whole number", NULL);
+    } else if (param(&p, "userID", &user) != FORM_FOUND || user.len == 0) {
+        reply_error(c, req, 400, "userID is required", NULL);
+    } else {
+        bool online = hub_user_online(app_id, (const char *)user.data, user.len);
+        buf_printf(&data, "{\"online\":%s,\"userID\":", online ? "true" : "false");
+        im_json_escape(&data, (const char *)user.data, user.len);
+        buf_append_str(&data, "}");
+        reply_ok(c, req, (const char *)data.data, data.len);
+    }
+    buf_free(&user);
+    buf_free(&data);
+}
+
+/* The fields both send routes take, checked. */
+typedef struct {
+    uint32_t app_id;
+    buf_t user, message, msg_id, from;
+} send_params_t;
+
+static void send_params_free(send_params_t *s) {
+    buf_free(&s->user);
+    buf_free(&s->message);
+    buf_free(&s->msg_id);
+    buf_free(&s->from);
+}
+
+/* Reads and checks the form of a send route. Returns NULL, or the error text for a 400
+ * (*status gets 415 for a body that is not a form). */
+static const char *read_send_params(const http_req_t *req, send_params_t *s, bool user_required,
+                                    int *status) {
+    params_t p;
+    *status = body_params(req, &p);
+    if (*status)
+        return "the body must be application/x-www-form-urlencoded";
+    *status = 400;
+    if (param_app_id(&p, &s->app_id) != 0)
+        return "appID must be a whole number";
+    if (!config_app_allowed(g_cfg, s->app_id))
+        return "appID is not one of the configured rooms (app.appIds)";
+    int r = param(&p, "userID", &s->user);
+    if (r == FORM_BAD)
+        return "userID is not correctly form-encoded";
+    if (user_required && (r != FORM_FOUND || s->user.len == 0))
+        return "userID is required";
+    if (s->user.len > IM_USER_ID_MAX)
+        return "userID is longer than 19 bytes";
+    if (param(&p, "message", &s->message) != FORM_FOUND)
+        return "message is required";
+    if (s->message.len > g_cfg->max_message_size)
+        return "message is longer than app.maxMessageSize";
+    if (param(&p, "msgID", &s->msg_id) == FORM_BAD || s->msg_id.len > DEDUP_ID_MAX)
+        return "msgID must be at most 128 bytes";
+    if (param(&p, "from", &s->from) == FORM_BAD || s->from.len > IM_USER_ID_MAX)
+        return "from must be at most 19 bytes";
+    *status = 0;
+    return NULL;
+}
+
+static im_str_t buf_str(const buf_t *b) {
+    return (im_str_t){b->data ? (const char *)b->data : "", b->len};
+}
+
+/* True (and answered with data {}) if msgID was seen before. */
+static bool duplicate(conn_t *c, const http_req_t *req, const send_params_t *s) {
+    if (!dedup_check((const char *)s->msg_id.data, s->msg_id.len, clock_mono_s()))
+        return false;
+    STAT_INC(&conn_worker(c)->stats, duplicatesDropped);
+    reply_ok(c, req, "{}", 2);
+    return true;
+}
+
+static void post_send_message(conn_t *c, const http_req_t *req) {
+    send_params_t s = {0};
+    int status;
+    const char *err = read_send_params(req, &s, true, &status);
+    if (err) {
+        reply_error(c, req, status, err, NULL);
+    } else if (!duplicate(c, req, &s)) {
+        /* `from` defaults to the target itself, as the original sends. */
+        im_str_t from = s.from.len ? buf_str(&s.from) : buf_str(&s.user);
+        sbuf_t *f = im_frame_push(buf_str(&s.msg_id), im_str("msg"), buf_str(&s.message), from);
+        int n = f ? hub_send_user(s.app_id, (const char *)s.user.data, s.user.len, f) : 0;
+        if (f)
+            sbuf_unref(f);
+        if (!f)
+            reply_error(c, req, 503, "out of memory", NULL);
+        else if (n > 0)
+            reply_ok(c, req, "{\"sendResults\":true}", 20);
+        else
+            reply_ok(c, req, "{\"sendResults\":false}", 21);
+    }
+    send_params_free(&s);
+}
+
+static void post_send_message_all(conn_t *c, const http_req_t *req) {
+    send_params_t s = {0};
+    int status;
+    const char *err = read_send_params(req, &s, false, &status);
+    if (err) {
+        reply_error(c, req, status, err, NULL);
+    } else if (!duplicate(c, req, &s)) {
+        im_str_t from = buf_str(&s.user);
+        sbuf_t *f = im_frame_push(buf_str(&s.msg_id), im_str("msg"), buf_str(&s.message), from);
+        if (!f || hub_send_room(s.app_id, f, from.p, from.len) != 0)
+            reply_error(c, req, 503, "out of memory", NULL);
+        else
+            reply_ok(c, req, "{\"sendResults\":true}", 20);
+        if (f)
+            sbuf_unref(f);
+    }
+    send_params_free(&s);
+}
+
+static void append_counters(buf_t *b) {
+    buf_append_str(b, "\"counters\":{");
+    int first = 1;
+#define X(name)                                                                                    \
+    do {                                                                                           \
+        uint64_t sum = 0;                                                                          \
+        for (int i = 0; i < net_worker_count(); i++)                                               \
+            sum += STAT_GET(&net_worker(i)->stats, name);                                          \
+        buf_printf(b, "%s\"" #name "\":%llu", first ? "" : ",", (unsigned long long)sum);          \
+        first = 0;                                                                                 \
+    } while (0);
+    NET_COUNTERS(X)
+#undef X
+    buf_append_str(b, "}");
+}
+
+static void get_system_state(conn_t *c, const http_req_t *req) {
+    params_t p = query_params(req);
+    buf_t debug = {0};
+    bool is_debug = param(&p, "isDebug", &debug) == FORM_FOUND && debug.len == 4 &&
+                    memcmp(debug.data, "true", 4) == 0;
+    buf_free(&debug);
+
+    uint64_t conns = 0;
+    buf_t workers = {0}, data = {0};
+    buf_append_str(&workers, "[");
+    for (int i = 0; i < net_worker_count(); i++) {
+        worker_t *w = net_worker(i);
+        uint32_t n = __atomic_load_n(&w->conn_count, __ATOMIC_RELAXED);
+        uint32_t ws = __atomic_load_n(&w->ws_count, __ATOMIC_RELAXED);
+        conns += ws;
+        buf_printf(&workers, "%s{\"id\":%d,\"connections\":%u,\"webSockets\":%u,\"loggedIn\":%u}",
+                   i ? "," : "", i, n, ws, hub_worker_logged_in(w));
+    }
+    buf_append_str(&workers, "]");
+    buf_printf(&data,
+               "{\"managerInfo\":{\"chanBroadcastLen\":0,\"chanLoginLen\":0,"
+               "\"chanRegisterLen\":0,\"chanUnregisterLen\":0,\"clientsLen\":%llu,"
+               "\"usersLen\":%zu",
+               (unsigned long long)conns, hub_user_count());
+    if (is_debug) {
+        buf_append_str(&data, ",\"users\":");
+        hub_list_user_keys(&data);
+    }
+    buf_printf(&data,
+               "},\"numCPU\":%d,\"numGoroutine\":%d,\"workers\":", (int)uv_available_parallelism(),
+               net_worker_count() + 1);
+    buf_append(&data, workers.data, workers.len);
+    buf_printf(&data, ",\"dedupEntries\":%zu,", dedup_size());
+    append_counters(&data);
+    buf_append_str(&data, "}");
+    reply_ok(c, req, (const char *)data.data, data.len);
+    buf_free(&workers);
+    buf_free(&data);
+}
+
+typedef void (*route_fn)(conn_t *c, const http_req_t *req);
+
+static const struct {
+    const char *path;
+    uint8_t method;
+    route_fn fn;
+} routes[] = {
+    {"/user/list", HTTP_GET, get_user_list},
+    {"/user/online", HTTP_GET, get_user_online},
+    {"/user/sendMessage", HTTP_POST, post_send_message},
+    {"/user/sendMessageAll", HTTP_POST, post_send_message_all},
+    {"/system/state", HTTP_GET, get_system_state},
+};
+
+void api_handle(conn_t *c, const http_req_t *req) {
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!http_span_eq(req, req->path, routes[i].path))
+            continue;
+        if (req->method == routes[i].method) {
+            routes[i].fn(c, req);
+            return;
+        }
+        char allow[64];
+        snprintf(allow, sizeof allow, "Allow: %s, OPTIONS\r\n",
+                 http_method_str((enum http_method)routes[i].method));
+        if (req->method == HTTP_OPTIONS) {
+            /* CORS preflight: the original has none, browsers need it for form POSTs. */
+            char headers[1024];
+            snprintf(headers, sizeof headers, "%s%s", CORS_HEADERS, allow);
+            conn_http_reply(c, req, 204,
+                            http_resp_build(204, NULL, headers, NULL, 0, req->keep_alive));
+            return;
+        }
+        reply_error(c, req, 405, "method not allowed", allow);
+        return;
+    }
+    reply_error(c, req, 404, "not found", NULL);
+}

@@ -1,0 +1,100 @@
+#include "im/router.h"
+
+#include <string.h>
+
+#include "im/hub.h"
+#include "im/protocol.h"
+#include "im/session.h"
+#include "net/worker.h"
+
+static const config_t *g_cfg;
+
+int router_init(const config_t *cfg) {
+    g_cfg = cfg;
+    return 0;
+}
+
+/* A handler returns the response code and may point *data at raw JSON for the reply. */
+typedef int (*cmd_handler_t)(conn_t *c, const im_request_t *req, const char **data);
+
+static int cmd_ping(conn_t *c, const im_request_t *req, const char **data) {
+    *data = "\"pong\"";
+    return IM_OK;
+}
+
+/* The original's checks, in its order: types, userID, appID, already logged in. */
+static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
+    im_login_t login;
+    if (im_login_decode(req->data, &login) != 0)
+        return IM_BAD_PARAM;
+    if (login.user_id.len == 0 || login.user_id.len > IM_USER_ID_MAX)
+        return IM_BAD_USER_ID;
+    if (!config_app_allowed(g_cfg, login.app_id))
+        return IM_UNAUTHORIZED;
+    if (session_of(c)->user)
+        return IM_OP_FAILED;
+    if (hub_login(c, login.app_id, login.user_id.p, login.user_id.len) != 0)
+        return IM_SYSTEM_ERROR;
+    conn_set_timeout(c, g_cfg->heartbeat_timeout);
+    return IM_OK;
+}
+
+static int cmd_heartbeat(conn_t *c, const im_request_t *req, const char **data) {
+    if (im_heartbeat_decode(req->data) != 0)
+        return IM_BAD_PARAM;
+    if (!session_of(c)->user)
+        return IM_NOT_LOGGED_IN;
+    conn_set_timeout(c, g_cfg->heartbeat_timeout);
+    return IM_OK;
+}
+
+static const struct {
+    const char *name;
+    cmd_handler_t fn;
+} commands[] = {
+    {"login", cmd_login},
+    {"heartbeat", cmd_heartbeat},
+    {"ping", cmd_ping},
+};
+
+static cmd_handler_t find_command(im_str_t cmd) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strlen(commands[i].name) == cmd.len && memcmp(commands[i].name, cmd.p, cmd.len) == 0)
+            return commands[i].fn;
+    return NULL;
+}
+
+static void reply(conn_t *c, im_str_t seq, im_str_t cmd, int code, const char *data) {
+    sbuf_t *f = im_frame_response(seq, cmd, code, data);
+    if (!f) {
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
+    conn_send(c, f);
+    sbuf_unref(f);
+}
+
+void router_on_open(conn_t *c, const http_req_t *req) {
+    memset(session_of(c), 0, sizeof(session_t));
+    /* Connections that never log in are timed out like silent ones (the original does too). */
+    conn_set_timeout(c, g_cfg->heartbeat_timeout);
+}
+
+void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary) {
+    im_request_t req;
+    if (im_request_parse(&req, data, len) != IM_PARSE_OK) {
+        /* The original answers bare text here; an envelope is what clients can parse. */
+        STAT_INC(&conn_worker(c)->stats, badRequests);
+        reply(c, im_str(""), im_str(""), IM_BAD_PARAM, NULL);
+        return;
+    }
+    cmd_handler_t fn = find_command(req.cmd);
+    const char *out = NULL;
+    int code = fn ? fn(c, &req, &out) : IM_NO_ROUTE;
+    reply(c, req.seq, req.cmd, code, out);
+    im_request_free(&req);
+}
+
+void router_on_close(conn_t *c) {
+    hub_logout(c);
+}

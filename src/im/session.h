@@ -1,0 +1,25 @@
+/* The IM state of one connection, stored in the connection's upper-layer area (conn_ext). */
+#ifndef IMGATE_IM_SESSION_H
+#define IMGATE_IM_SESSION_H
+
+#include <stdint.h>
+
+#include "net/conn.h"
+
+struct hub_user;
+
+typedef struct session {
+    struct session *_next, *_prev; /* the room list of this worker, while logged in */
+    struct hub_user *user;         /* NULL until login; owned by the hub's registry */
+    uint8_t _room;                 /* index of the appId in app.appIds */
+} session_t;
+
+static inline session_t *session_of(conn_t *c) {
+    return (session_t *)conn_ext(c);
+}
+
+static inline conn_t *session_conn(session_t *s) {
+    return conn_from_ext(s);
+}
+
+#endif
