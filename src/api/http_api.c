@@ -290,7 +290,11 @@ static void get_system_state(conn_t *c, const http_req_t *req) {
                "\"usersLen\":%zu",
                (unsigned long long)conns, hub_user_count());
     if (is_debug) {
-        buf_append_str(&data, ",\"users\":");
+        size_t n = 0;
+        buf_append_str(&data, ",\"clients\":[");
+        for (int i = 0; i < net_worker_count(); i++)
+            worker_list_peers(net_worker(i), &data, &n);
+        buf_append_str(&data, "],\"users\":");
         hub_list_user_keys(&data);
     }
     buf_printf(&data,

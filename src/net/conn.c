@@ -20,8 +20,7 @@
 /* Guard: an idle connection must stay small (DESIGN.md "Per-connection memory"). */
 _Static_assert(sizeof(conn_t) <= 224, "conn_t grew: measure before letting it");
 
-#define CONN_F_REQ_PENDING (1u << 7) /* an HTTP request has started but is not complete */
-#define WRITEV_MAX         64
+#define WRITEV_MAX 64
 
 static const ws_stream_handlers_t ws_handlers;
 static void conn_ws_error(conn_t *c, int err);
@@ -68,10 +67,12 @@ conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
     }
     c->_state = CONN_HTTP;
     c->_flags = ws_port ? CONN_F_WS_PORT : 0;
+    pthread_mutex_lock(&w->_conns_lock);
     c->_next = w->_conns;
     if (w->_conns)
         w->_conns->_prev = c;
     w->_conns = c;
+    pthread_mutex_unlock(&w->_conns_lock);
     w->conn_count++;
     conn_set_timeout(c, w->cfg->handshake_timeout);
     uv_poll_start(&c->_poll, UV_READABLE, conn_on_io);
@@ -178,11 +179,10 @@ void conn_close(conn_t *c, uint16_t code, const char *reason) {
         worker_want_flush(w, c);
         break;
     case CONN_WS:
-        c->_close_code = code;
         send_control(c, close_frame(code, reason));
         c->_state = CONN_WS_CLOSING;
         conn_set_timeout(c, w->cfg->close_timeout);
-        if (c->_flags & CONN_F_PEER_CLOSED)
+        if (c->_flags & CONN_F_INPUT_DONE)
             c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
         notify_ws_close(c);
         break;
@@ -204,7 +204,7 @@ void conn_abort(conn_t *c) {
         return;
     worker_t *w = conn_worker(c);
     uint8_t prev = c->_state;
-    c->_state = CONN_DEAD;
+    __atomic_store_n(&c->_state, CONN_DEAD, __ATOMIC_RELAXED);
     if (prev == CONN_WS)
         notify_ws_close(c);
     if (prev == CONN_HTTP)
@@ -213,12 +213,14 @@ void conn_abort(conn_t *c) {
         ws_stream_free(&c->_ws);
     c->_http = NULL;
     worker_slot_free(w, c);
+    pthread_mutex_lock(&w->_conns_lock);
     if (c->_prev)
         c->_prev->_next = c->_next;
     else
         w->_conns = c->_next;
     if (c->_next)
         c->_next->_prev = c->_prev;
+    pthread_mutex_unlock(&w->_conns_lock);
     c->_next = c->_prev = NULL;
     int fd = conn_fd(c);
     uv_close((uv_handle_t *)&c->_poll, on_closed);
@@ -256,6 +258,15 @@ static void close_slow_consumer(conn_t *c) {
         }
     }
     conn_abort(c);
+}
+
+/* Everything is written: send FIN and keep reading (and dropping) until the peer's EOF, so that
+ * late input does not make the kernel answer with a reset that would destroy what we sent. */
+static void linger(conn_t *c) {
+    worker_t *w = conn_worker(c);
+    c->_flags |= CONN_F_LINGER | CONN_F_INPUT_DONE;
+    shutdown(conn_fd(c), SHUT_WR);
+    conn_set_timeout(c, w->cfg->close_timeout);
 }
 
 static void set_want_write(conn_t *c, bool on) {
@@ -321,8 +332,8 @@ void conn_flush(conn_t *c) {
         }
     }
     set_want_write(c, false);
-    if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH)
-        conn_abort(c);
+    if ((c->_flags & CONN_F_CLOSE_AFTER_FLUSH) && !(c->_flags & CONN_F_LINGER))
+        linger(c);
 }
 
 /* ---- HTTP and the upgrade ---- */
@@ -429,7 +440,6 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
     c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
     c->_deadline = 0;
     w->ws_count++;
-    c->_flags |= CONN_F_OPEN_NOTIFIED;
     if (w->cfg->hooks->on_ws_open)
         w->cfg->hooks->on_ws_open(c, req);
     /* req points into the reader: only now can it go. */
@@ -531,6 +541,9 @@ static void conn_ws_error(conn_t *c, int err) {
         STAT_INC(&w->stats, messagesTooBig);
     else
         STAT_INC(&w->stats, protocolErrors);
+    /* The stream can't be parsed past an error: drop the rest of the input. */
+    c->_flags |= CONN_F_INPUT_DONE | CONN_F_CLOSE_AFTER_FLUSH;
+    worker_want_flush(w, c);
     if (c->_state == CONN_WS) {
         const char *why = code == WS_CLOSE_BAD_DATA   ? "invalid UTF-8"
                           : code == WS_CLOSE_TOO_BIG  ? "message too big"
@@ -565,7 +578,7 @@ static int ws_on_pong(void *ctx, uint8_t *data, size_t len) {
 
 static int ws_on_close(void *ctx, uint16_t code, uint8_t *reason, size_t len) {
     conn_t *c = ctx;
-    c->_flags |= CONN_F_PEER_CLOSED;
+    c->_flags |= CONN_F_INPUT_DONE;
     if (c->_state == CONN_WS) {
         /* Echo the code (RFC 6455 §5.5.1), then close TCP once it is written. */
         conn_close(c, code, NULL);
@@ -584,7 +597,7 @@ static const ws_stream_handlers_t ws_handlers = {
 
 static void ws_data(conn_t *c, uint8_t *p, size_t n) {
     worker_t *w = conn_worker(c);
-    if (c->_flags & CONN_F_PEER_CLOSED)
+    if (c->_flags & CONN_F_INPUT_DONE)
         return;
     int r = ws_stream_feed(&c->_ws, p, n, w->cfg->max_message_size, &ws_handlers, c);
     if (r < 0)
@@ -627,6 +640,10 @@ void conn_on_io(uv_poll_t *h, int status, int events) {
 
 void conn_on_timeout(conn_t *c, uint32_t now) {
     worker_t *w = conn_worker(c);
+    if (c->_flags & CONN_F_LINGER) {
+        conn_abort(c); /* our side is done; the peer did not close its side in time */
+        return;
+    }
     switch (c->_state) {
     case CONN_HTTP:
         if (c->_flags & CONN_F_REQ_PENDING) {

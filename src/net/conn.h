@@ -26,13 +26,14 @@ typedef enum {
 
 /* conn flags */
 enum {
-    CONN_F_WS_PORT = 1u << 0, /* accepted on the WebSocket port (only /acc is served) */
-    CONN_F_CLOSE_AFTER_FLUSH = 1u << 1,
+    CONN_F_WS_PORT = 1u << 0,           /* accepted on the WebSocket port (only /acc is served) */
+    CONN_F_CLOSE_AFTER_FLUSH = 1u << 1, /* half-close once the queue is written */
     CONN_F_IN_FLUSH_LIST = 1u << 2,
-    CONN_F_WANT_WRITE = 1u << 3,    /* poll is watching UV_WRITABLE */
-    CONN_F_SLOW = 1u << 4,          /* write queue overflowed: close at the next flush */
-    CONN_F_PEER_CLOSED = 1u << 5,   /* the peer's close frame arrived */
-    CONN_F_OPEN_NOTIFIED = 1u << 6, /* the upper layer got on_ws_open (so it gets on_ws_close) */
+    CONN_F_WANT_WRITE = 1u << 3,  /* poll is watching UV_WRITABLE */
+    CONN_F_SLOW = 1u << 4,        /* write queue overflowed: close at the next flush */
+    CONN_F_INPUT_DONE = 1u << 5,  /* peer's close frame seen, or input failed: discard */
+    CONN_F_REQ_PENDING = 1u << 6, /* an HTTP request has started but is not complete */
+    CONN_F_LINGER = 1u << 7,      /* FIN sent; reading until the peer's EOF or timeout */
 };
 
 typedef struct conn {
@@ -49,8 +50,7 @@ typedef struct conn {
     uint32_t _wq_bytes; /* queued, unwritten bytes */
     uint32_t _wq_off;   /* bytes of the head item already written */
     uint8_t _state;     /* conn_state_t */
-    uint8_t _flags;
-    uint16_t _close_code; /* the close code we sent (for logs) */
+    uint8_t _flags;     /* CONN_F_* */
     /* the upper layer's per-connection data (net_config_t.conn_ext_size bytes) follows */
 } conn_t;
 

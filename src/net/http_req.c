@@ -21,6 +21,9 @@ static void span_extend(http_reader_t *r, http_span_t *s, const char *at, size_t
     if (s->len == 0)
         s->off = offset_of(r, at);
     s->len += (uint32_t)len;
+    /* The head ends after its last span (plus the blank line); the parser keeps no count. */
+    if (s->off + s->len > r->_head_bytes)
+        r->_head_bytes = s->off + s->len;
 }
 
 static int on_message_begin(http_parser *p) {
@@ -28,6 +31,7 @@ static int on_message_begin(http_parser *p) {
     memset(&r->req, 0, sizeof r->req);
     r->_state = FILL_NONE;
     r->_headers_done = false;
+    r->_head_bytes = 0;
     return 0;
 }
 
@@ -68,8 +72,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 static int on_headers_complete(http_parser *p) {
     http_reader_t *r = reader_of(p);
     r->_headers_done = true;
-    r->_head_bytes = p->nread;
-    if (p->nread > r->_max_head)
+    if (r->_head_bytes > r->_max_head)
         return -1;
     if (p->content_length != ULLONG_MAX && p->content_length > r->_max_body) {
         r->_head_bytes = 0;

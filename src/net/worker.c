@@ -87,6 +87,18 @@ conn_t *worker_conn(worker_t *w, conn_ref_t ref) {
     return w->_slots[slot];
 }
 
+void worker_list_peers(worker_t *w, buf_t *out, size_t *count) {
+    pthread_mutex_lock(&w->_conns_lock);
+    for (conn_t *c = w->_conns; c; c = c->_next) {
+        if (__atomic_load_n(&c->_state, __ATOMIC_RELAXED) != CONN_WS)
+            continue;
+        char peer[80];
+        conn_peer_name(c, peer, sizeof peer);
+        buf_printf(out, "%s\"%s\"", (*count)++ ? "," : "", peer);
+    }
+    pthread_mutex_unlock(&w->_conns_lock);
+}
+
 void worker_foreach_conn(worker_t *w, void (*fn)(conn_t *c, void *arg), void *arg) {
     for (conn_t *c = w->_conns, *next; c; c = next) {
         next = c->_next;
@@ -337,6 +349,7 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
         return r;
     w->loop.data = w;
     pthread_mutex_init(&w->_mb_lock, NULL);
+    pthread_mutex_init(&w->_conns_lock, NULL);
     uv_async_init(&w->loop, &w->_mb_async, on_mailbox);
     uv_timer_init(&w->loop, &w->_tick);
     uv_check_init(&w->loop, &w->_check);
@@ -377,6 +390,7 @@ static void worker_free(worker_t *w) {
     if (uv_loop_close(&w->loop) != 0)
         log_warn("worker %u: loop still had handles at exit", w->id);
     pthread_mutex_destroy(&w->_mb_lock);
+    pthread_mutex_destroy(&w->_conns_lock);
     while (w->_wq_free) {
         wq_item_t *it = w->_wq_free;
         w->_wq_free = it->next;

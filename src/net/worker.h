@@ -76,8 +76,9 @@ typedef struct worker {
     int _listen_fd[2];
     int _listen_count;
 
-    conn_t *_conns;      /* all connections (head of a doubly linked list) */
-    conn_t *_flush_head; /* connections with output to write this turn */
+    conn_t *_conns;              /* all connections (head of a doubly linked list) */
+    pthread_mutex_t _conns_lock; /* held by the owner to change _conns, by others to read it */
+    conn_t *_flush_head;         /* connections with output to write this turn */
     conn_t *_flush_tail;
     struct wq_item *_wq_free;
     size_t _wq_free_count;
@@ -114,6 +115,11 @@ int worker_post(worker_t *w, worker_task_fn fn, void *arg);
 
 /* The live connection named by ref on this worker, or NULL. Only on w's own thread. */
 conn_t *worker_conn(worker_t *w, conn_ref_t ref);
+
+/* Appends the peer addresses of this worker's open WebSockets to out as JSON strings separated
+ * by commas (a leading comma if *count is non-zero); adds their number to *count. Any thread:
+ * for /system/state?isDebug=true, not for hot paths. */
+void worker_list_peers(worker_t *w, buf_t *out, size_t *count);
 
 /* Calls fn for each connection of this worker (on its own thread). fn may close connections. */
 void worker_foreach_conn(worker_t *w, void (*fn)(conn_t *c, void *arg), void *arg);
