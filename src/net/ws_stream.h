@@ -18,13 +18,16 @@ typedef struct {
 
 /* Callbacks. `data` is unmasked, writable, and valid only during the call. Return 0 to go on,
  * non-zero to stop feeding at once (e.g. the connection was closed by the handler); then
- * ws_stream_feed returns WS_STOPPED and drops the rest of the bytes. */
+ * ws_stream_feed returns WS_STOPPED and drops the rest of the bytes. A NULL handler ignores its
+ * frames. Handlers must not call ws_stream_* on the stream being fed. Frames after a close are
+ * still parsed if on_close returns 0; normally it returns non-zero. */
 typedef struct {
     /* A complete text (UTF-8 checked) or binary message, reassembled if it was fragmented. */
     int (*on_message)(void *ctx, uint8_t opcode, uint8_t *data, size_t len);
     int (*on_ping)(void *ctx, uint8_t *data, size_t len);
     int (*on_pong)(void *ctx, uint8_t *data, size_t len);
-    /* A valid close frame. code is 1005 (WS_CLOSE_NO_STATUS) when the frame had no payload. */
+    /* A valid close frame. code is 1005 (WS_CLOSE_NO_STATUS) when the frame had no payload;
+     * reason is NULL when there is none (len 0). */
     int (*on_close)(void *ctx, uint16_t code, uint8_t *reason, size_t len);
 } ws_stream_handlers_t;
 
@@ -32,11 +35,14 @@ typedef struct {
  * Returns 0 when all bytes were taken, WS_STOPPED if a handler asked to stop, or a negative
  * WS_ERR_* — then the caller closes with ws_error_close_code(err). A message (or a single frame)
  * whose size would pass max_message is rejected with WS_ERR_TOO_BIG as soon as its header says
- * so, before its payload is buffered. */
+ * so, before its payload is buffered. Control frames have their own limit of 125 bytes and do not
+ * count against max_message. After an error or WS_STOPPED the spill is already freed. */
 int ws_stream_feed(ws_stream_t *s, uint8_t *p, size_t n, size_t max_message,
                    const ws_stream_handlers_t *h, void *ctx);
 
-/* Bytes held in the spill block (a partial frame plus an unfinished message). */
+/* Bytes taken but not yet delivered: a partial frame (its header included, though a parsed header
+ * is kept in parsed form) plus the payload of an unfinished fragmented message. When it is 0, no
+ * spill block is allocated, unless a fragmented message has begun with only empty fragments. */
 size_t ws_stream_pending(const ws_stream_t *s);
 
 /* Frees the spill block. The stream can be fed again afterwards as a new one. */
