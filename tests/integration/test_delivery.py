@@ -27,7 +27,10 @@ def notice_re(cmd, msg, user):
 
 class DeliveryTest(NodeTestCase):
     # Many rooms, so that every test has one of its own.
-    node_options = {"app.appIds": list(range(101, 131)), "app.dedupTtl": DEDUP_TTL}
+    # maxMessageSize raised so that pushes of more than 64 KiB can be sent (the node refuses a
+    # message longer than it with 400).
+    node_options = {"app.appIds": list(range(101, 131)), "app.dedupTtl": DEDUP_TTL,
+                    "app.maxMessageSize": 262144}
     _rooms = iter(range(105, 131))
 
     def room(self):
@@ -183,6 +186,35 @@ class DeliveryTest(NodeTestCase):
         marks = self.barrier(obs, late)
         for c in (obs, late):
             self.assertEqual(self.count(c, self.is_notice("exit", user), marks[c]), 1)
+
+    def test_enter_and_exit_are_per_room(self):
+        r1, r2 = self.room(), self.room()
+        obs1, obs2 = self.client(uid("o1"), r1), self.client(uid("o2"), r2)
+        x = uid("x")
+        x1 = self.client(x, r1)
+        obs1.wait_for(self.is_notice("enter", x))
+        x2 = self.client(x, r2)            # x's first connection in r2: r2 hears of it
+        obs2.wait_for(self.is_notice("enter", x))
+        x1.close_gracefully()              # x leaves r1 but stays in r2
+        obs1.wait_for(self.is_notice("exit", x))
+        marks = self.barrier(obs1, obs2, x2)
+        self.assertEqual(self.count(obs1, self.is_notice("enter", x), marks[obs1]), 1)
+        self.assertEqual(self.count(obs2, self.is_notice("enter", x), marks[obs2]), 1)
+        self.assertEqual(self.count(obs2, self.is_notice("exit", x), marks[obs2]), 0,
+                         "leaving room %d announced in room %d" % (r1, r2))
+
+    def test_large_pushes_all_frame_lengths(self):
+        room = self.room()
+        a = self.client(uid("big"), room)
+        # Payload sizes around the 7-bit, 16-bit and 64-bit length encodings.
+        for size in (1, 125 - 100, 126, 200, 65535 - 120, 65535, 70000, 120000):
+            with self.subTest(size=size):
+                text = ("0123456789abcdef" * (size // 16 + 1))[:size]
+                mid = uid("L")
+                self.assertEqual(self.post("/user/sendMessage", {
+                    "appID": room, "userID": a.user, "message": text, "msgID": mid}), OK_TRUE)
+                i = a.wait_seq(mid, "msg")
+                self.assertEqual(a.raw[i], push_bytes(mid, "msg", text, a.user))
 
     def test_exit_when_tcp_drops_without_close_frame(self):
         room = self.room()
