@@ -284,6 +284,7 @@ class Client:
         self.close_at = None     # time.monotonic() when the close frame arrived
         self.eof = False
         self.eof_at = None
+        self.error = None        # set if the server sent something that is not a valid frame
         self.login_reply = None
         if user is not None:
             self.ws.sock.settimeout(5)
@@ -313,8 +314,10 @@ class Client:
                         self.close = (code, payload[2:].decode("utf-8", "replace"))
                         self.close_at = time.monotonic()
                     self.cond.notify_all()
-        except (OSError, ConnectionError, AssertionError):
+        except (OSError, ConnectionError):
             pass
+        except AssertionError as e:       # e.g. a masked server frame: a server bug
+            self.error = "bad frame from the server: %s" % e
         with self.cond:
             self.eof = True
             self.eof_at = time.monotonic()
@@ -333,8 +336,9 @@ class Client:
                         return i
                 left = deadline - time.monotonic()
                 if left <= 0 or self.eof:
-                    raise AssertionError("%s: no %s within %.1f s; got %r (close=%r eof=%r)" % (
-                        self.user, what, timeout, self.msgs[-5:], self.close, self.eof))
+                    raise AssertionError("%s: no %s within %.1f s; got %r (close=%r eof=%r%s)" % (
+                        self.user, what, timeout, self.msgs[-5:], self.close, self.eof,
+                        " " + self.error if self.error else ""))
                 self.cond.wait(min(left, 0.2))
 
     def wait_seq(self, seq, cmd=None, timeout=5):
