@@ -224,11 +224,18 @@ void conn_abort(conn_t *c) {
     c->_next = c->_prev = NULL;
     int fd = conn_fd(c);
     uv_close((uv_handle_t *)&c->_poll, on_closed);
-    /* The poll is stopped by uv_close, so the descriptor can go now. Half-close first so that a
-     * response just written is not destroyed by a reset when unread input is pending. */
-    shutdown(fd, SHUT_WR);
-    uint8_t drain[512];
-    while (read(fd, drain, sizeof drain) > 0) {
+    /* The poll is stopped by uv_close, so the descriptor can go now. */
+    if (c->_wq_tail) {
+        /* Output is being dropped: reset, so the peer can't take a cut stream for a whole one. */
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    } else {
+        /* Half-close first so that a response just written is not destroyed by a reset when
+         * unread input is pending. */
+        shutdown(fd, SHUT_WR);
+        uint8_t drain[512];
+        while (read(fd, drain, sizeof drain) > 0) {
+        }
     }
     close(fd);
     net_conn_released();
@@ -248,16 +255,30 @@ static void close_slow_consumer(conn_t *c) {
     worker_t *w = conn_worker(c);
     STAT_INC(&w->stats, slowConsumers);
     log_debug("closing slow consumer (%u bytes queued)", c->_wq_bytes);
-    wq_clear(c);
-    if (c->_state == CONN_WS) {
-        sbuf_t *f = close_frame(WS_CLOSE_POLICY, "slow consumer");
-        if (f) {
-            ssize_t n = write(conn_fd(c), sbuf_bytes(f), f->len);
-            (void)n;
-            sbuf_unref(f);
-        }
+    c->_flags &= (uint8_t)~CONN_F_SLOW;
+    if (c->_state != CONN_WS) {
+        conn_abort(c);
+        return;
     }
-    conn_abort(c);
+    /* Keep the frame the socket has begun (cutting it would corrupt the stream), drop the rest,
+     * and queue the close after it; if the peer never drains it, the close timeout resets. */
+    wq_item_t *head = c->_wq_tail ? c->_wq_tail->next : NULL;
+    if (head && c->_wq_off > 0) {
+        c->_wq_tail->next = NULL;
+        c->_wq_tail = NULL;
+        for (wq_item_t *it = head->next; it; it = head->next) {
+            head->next = it->next;
+            sbuf_unref(it->buf);
+            worker_wq_put(w, it);
+        }
+        head->next = head;
+        c->_wq_tail = head;
+        c->_wq_bytes = head->buf->len - c->_wq_off;
+    } else {
+        wq_clear(c);
+    }
+    c->_flags |= CONN_F_INPUT_DONE;
+    conn_close(c, WS_CLOSE_POLICY, "slow consumer");
 }
 
 /* Everything is written: send FIN and keep reading (and dropping) until the peer's EOF, so that
@@ -285,7 +306,8 @@ void conn_flush(conn_t *c) {
         return;
     if (c->_flags & CONN_F_SLOW) {
         close_slow_consumer(c);
-        return;
+        if (c->_state == CONN_DEAD)
+            return;
     }
     worker_t *w = conn_worker(c);
     while (c->_wq_tail) {
