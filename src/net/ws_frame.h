@@ -15,17 +15,17 @@ enum {
     WS_OP_PONG = 0xA,
 };
 
-#define WS_FRAME_MAX_HEADER 14       /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_FRAME_MAX_HEADER        14 /* 2 + 8 (64-bit length) + 4 (mask) */
 #define WS_FRAME_MAX_SERVER_HEADER 10 /* server frames are never masked */
-#define WS_CONTROL_MAX_PAYLOAD 125
+#define WS_CONTROL_MAX_PAYLOAD     125
 
 typedef struct {
     bool fin;
-    uint8_t rsv;    /* the three RSV bits, as (b0 >> 4) & 7 */
+    uint8_t rsv; /* the three RSV bits, as (b0 >> 4) & 7 */
     uint8_t opcode;
     bool masked;
     uint8_t mask[4];
-    uint8_t header_len;   /* bytes of header, including the mask */
+    uint8_t header_len; /* bytes of header, including the mask */
     uint64_t payload_len;
 } ws_frame_hdr_t;
 
