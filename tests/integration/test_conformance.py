@@ -137,7 +137,7 @@ class WsCase(unittest.TestCase):
         self.assertEqual(got, payload)
 
     def read_rest(self, ws, timeout):
-        """Reads until EOF or timeout; returns (eof, bytes that came, incl. any already buffered)."""
+        """Reads until EOF or timeout; returns (eof, bytes that came, incl. buffered ones)."""
         extra, ws.buf = ws.buf, b""
         deadline = time.monotonic() + timeout
         while True:
@@ -399,8 +399,8 @@ for _rsv_name, _rsv in (("rsv1", RSV1), ("rsv2", RSV2), ("rsv3", RSV3)):
             add_case(Group3ReservedBits, "test_3_%d_%s_%s%s" % (
                 _n, _rsv_name, _op_name, "_after_valid_message" if _after else ""),
                 lambda self, r=_rsv, o=_op, a=_after: self.rsv_case(r, o, a),
-                "%s set on a %s frame%s -> 1002." % (_rsv_name.upper(), _op_name,
-                                                    " sent after a valid message" if _after else ""))
+                "%s set on a %s frame%s -> 1002." % (
+                    _rsv_name.upper(), _op_name, " sent after a valid message" if _after else ""))
 for _rsv, _op, _op_name, _chopped in ((RSV1 | RSV2 | RSV3, OP_TEXT, "text", False),
                                       (RSV1 | RSV3, OP_BINARY, "binary", False),
                                       (RSV2 | RSV3, OP_PING, "ping", True),
@@ -621,6 +621,12 @@ class Group5Fragmentation(WsCase):
         self.send(ws, RawWS.frame(OP_CONT, b"", fin=False, length=40000))  # header only
         self.expect_close(ws, 1009, timeout=3)
 
+    def test_5_26_thousands_of_one_byte_fragments(self):
+        ws = self.connect()
+        req = ping_request("frags", 5000)
+        self.send(ws, frames(*fragment(OP_TEXT, req, [1] * (len(req) - 1))))
+        self.expect_ping_reply(ws, "frags")
+
     def test_5_25_close_between_fragments(self):
         """A close inside a fragmented message is answered; the message is never completed."""
         ws = self.connect()
@@ -785,6 +791,25 @@ class Group6Utf8(WsCase):
                              (OP_CONT, b"\xa0\x80", {"fin": False})))
         self.expect_close(ws, 1007, timeout=3)
 
+    def test_6_5_7_fail_fast_inside_a_partial_frame(self):
+        """Autobahn 6.4.x's strict form: the frame header announces 100 bytes, only the first
+        12 arrive and they are already invalid; the close comes without the rest."""
+        ws = self.connect()
+        data = RawWS.frame(OP_TEXT, b'{"seq":"\xff' + b"a" * 91)
+        self.send(ws, data[:6 + 12])  # 2-byte header + mask key + 12 payload bytes
+        self.expect_close(ws, 1007, timeout=3)
+
+    def test_6_2_5_four_byte_char_over_three_fragments(self):
+        head = b'{"seq":"'
+        self.valid_case("a😀b", [len(head) + 2, 1, 1])
+
+    def test_6_4_8_invalid_middle_fragment_with_pings(self):
+        ws = self.connect()
+        self.send(ws, frames((OP_TEXT, b'{"seq":"ok', {"fin": False}), (OP_PING, b"1"),
+                             (OP_CONT, b"\xc0\xaf", {"fin": False}), (OP_PING, b"2"),
+                             (OP_CONT, b'","cmd":"ping"}')))
+        self.expect_close(ws, 1007, before=[OP_PONG])
+
 
 for _name, _seq in VALID_SEQS.items():
     add_case(Group6Utf8, "test_6_1_valid_%s" % _name,
@@ -904,7 +929,7 @@ class Group7Close(WsCase):
         even if the client never answers (and never sends a FIN)."""
         ws = self.connect()
         self.send(ws, RawWS.frame(OP_TEXT, b"\xff"))
-        payload, before = self.wait_close_frame(ws)
+        payload, _ = self.wait_close_frame(ws)
         self.assertEqual(payload[:2], close_payload(1007))
         t0 = time.monotonic()
         self.expect_tcp_end(ws, timeout=CLOSE_TIMEOUT + 2.5, after="an unanswered close")
@@ -980,6 +1005,19 @@ class GroupLimits(WsCase):
         ws = self.connect()
         self.send(ws, RawWS.frame(OP_TEXT, b"", length=(1 << 63) | 5))
         self.expect_close(ws, 1002, timeout=3)
+
+    def test_9_10_64bit_header_byte_by_byte(self):
+        """A frame whose 14-byte header (64-bit length) arrives one byte per write."""
+        ws = self.connect()
+        data = RawWS.frame(OP_BINARY, ping_request("hdr", 65536))
+        self.send_chopped(ws, data[:14], chunk=1, delay=0.001)
+        self.send(ws, data[14:])
+        self.expect_ping_reply(ws, "hdr")
+
+    def test_9_11_zero_mask_key(self):
+        ws = self.connect()
+        self.send(ws, RawWS.frame(OP_TEXT, ping_request("zero"), mask_key=b"\0\0\0\0"))
+        self.expect_ping_reply(ws, "zero")
 
     def test_9_9_max_size_single_frame_then_more(self):
         """A message of exactly the limit does not poison the next one."""

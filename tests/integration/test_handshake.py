@@ -114,6 +114,22 @@ def wait_eof(sock, timeout=WAIT):
             return True
 
 
+class _Prefixed:
+    """A socket stand-in whose first recv returns bytes already read."""
+
+    def __init__(self, sock, prefix):
+        self._sock, self._prefix = sock, prefix
+
+    def settimeout(self, t):
+        self._sock.settimeout(t)
+
+    def recv(self, n):
+        if self._prefix:
+            out, self._prefix = self._prefix, b""
+            return out
+        return self._sock.recv(n)
+
+
 def ws_on(resp):
     """A RawWS on the socket of a completed upgrade (keeping bytes that came after the head)."""
     ws = RawWS.__new__(RawWS)
@@ -299,6 +315,35 @@ class Accepted(NodeCase):
         ws = ws_on(resp)
         ws.sock.settimeout(WAIT)
         self.assertEqual(ws.recv_json()["seq"], "pipelined")
+
+    def test_upgrade_after_keep_alive_request_on_http_port(self):
+        """An API request, then an upgrade on the same keep-alive connection."""
+        s = self.open(self.node.http_port)
+        s.sendall(b"GET /user/list?appID=101 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = read_response(s)
+        self.assertEqual(first.status, 200, first)
+        key = ws_key()
+        s.sendall(upgrade_request(self.node.http_port, key=key))
+        resp = read_response(s)
+        self.assert_switched(resp, key)
+        self.assert_works(resp)
+
+    def test_upgrade_pipelined_after_api_request(self):
+        """API request + upgrade + frame, all in one write on the HTTP port."""
+        key = ws_key()
+        s = self.open(self.node.http_port)
+        s.sendall(b"GET /user/list?appID=101 HTTP/1.1\r\nHost: x\r\n\r\n" +
+                  upgrade_request(self.node.http_port, key=key) + ping_frame("after-api"))
+        first = read_response(s)
+        self.assertEqual(first.status, 200, first)
+        # The second response starts in what came after the first one.
+        s2 = _Prefixed(s, first.rest)
+        resp = read_response(s2)
+        self.assert_switched(resp, key)
+        resp.sock = s
+        ws = ws_on(resp)
+        ws.sock.settimeout(WAIT)
+        self.assertEqual(ws.recv_json()["seq"], "after-api")
 
     def test_headers_just_under_limit(self):
         """A request of about 8000 bytes (app.maxHeaderBytes is 8192) is accepted."""
@@ -492,6 +537,32 @@ class HandshakeTimeout(NodeCase):
         s.sendall(b"GET /acc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
         resp = read_response(s, timeout=3.5)
         self.assertEqual(resp.status, 408, resp)
+        self.assertTrue(wait_eof(s, 2), "connection still open after 408")
+
+    def test_slow_request_is_cut_at_the_deadline(self):
+        """The deadline is for the whole request, not per byte: one byte every 50 ms keeps the
+        connection busy but the request is still cut off (408) after about a second."""
+        s = self.open()
+        req = upgrade_request(self.node.ws_port)
+        t0 = time.monotonic()
+        got = b""
+        s.settimeout(0.05)
+        for i in range(len(req)):
+            try:
+                s.sendall(req[i:i + 1])
+                c = s.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not c:
+                break
+            got += c
+            break
+        self.assertLess(time.monotonic() - t0, 3.5, "request not cut off")
+        self.assertLess(i, len(req) - 1, "the whole request went through")
+        rest = read_response(_Prefixed(s, got), timeout=2)
+        self.assertEqual(rest.status, 408, rest)
         self.assertTrue(wait_eof(s, 2), "connection still open after 408")
 
     def test_upgraded_connection_outlives_the_handshake_timeout(self):
