@@ -72,6 +72,10 @@ static const config_key_t keys[] = {
     STR("app.httpUrl", http_url, NULL, "", "host:port the chat page calls; \"\" = its own origin"),
     STR("app.webSocketUrl", ws_url, NULL, "",
         "host:port the chat page connects to (ws://…/acc); \"\" = derived from its origin"),
+    /* The web/ folder of the source tree the binary was built from, so `make run` serves the
+     * chat page with no set-up; an installed node points it elsewhere. */
+    STR("app.webDir", web_dir, NULL, IMGATE_WEB_DIR,
+        "folder of the chat page's files (index.html, app.js, style.css)"),
     /* All interfaces, as the seed (Go's ":8080"). */
     STR("app.bindAddress", bind_address, check_ip_literal, "0.0.0.0",
         "IPv4 or IPv6 address to listen on"),

@@ -9,32 +9,33 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_APPS 64
-#define CONFIG_STR 256
+#define CONFIG_STR      256
 
 typedef struct {
     /* app.* — the seed's keys */
-    char log_file[CONFIG_STR];       /* app.logFile: access log, one line per HTTP request */
-    int http_port;                   /* app.httpPort */
-    int ws_port;                     /* app.webSocketPort */
-    int rpc_port;                    /* app.rpcPort: identity of the node in the cluster */
-    char http_url[CONFIG_STR];       /* app.httpUrl: "" = the chat page uses its own origin */
-    char ws_url[CONFIG_STR];         /* app.webSocketUrl: "" = derived from the page origin */
+    char log_file[CONFIG_STR]; /* app.logFile: access log, one line per HTTP request */
+    int http_port;             /* app.httpPort */
+    int ws_port;               /* app.webSocketPort */
+    int rpc_port;              /* app.rpcPort: identity of the node in the cluster */
+    char http_url[CONFIG_STR]; /* app.httpUrl: "" = the chat page uses its own origin */
+    char ws_url[CONFIG_STR];   /* app.webSocketUrl: "" = derived from the page origin */
     /* app.* — ours */
-    char log_level[16];              /* app.logLevel: debug|info|warn|error|off */
-    char bind_address[64];           /* app.bindAddress: IPv4 or IPv6 literal */
-    int workers;                     /* app.workers: 0 = number of CPUs */
+    char web_dir[CONFIG_STR];          /* app.webDir: the chat page's files */
+    char log_level[16];                /* app.logLevel: debug|info|warn|error|off */
+    char bind_address[64];             /* app.bindAddress: IPv4 or IPv6 literal */
+    int workers;                       /* app.workers: 0 = number of CPUs */
     uint32_t app_ids[CONFIG_MAX_APPS]; /* app.appIds: the rooms a client may log in to */
     int app_id_count;
-    uint32_t heartbeat_timeout;      /* app.heartbeatTimeout, seconds */
-    uint32_t handshake_timeout;      /* app.handshakeTimeout, seconds */
-    uint32_t close_timeout;          /* app.closeTimeout, seconds */
-    uint32_t max_message_size;       /* app.maxMessageSize, bytes */
-    uint32_t max_write_queue;        /* app.maxWriteQueue, bytes per connection */
-    uint32_t max_header_bytes;       /* app.maxHeaderBytes: request line + headers */
-    uint32_t max_body_bytes;         /* app.maxBodyBytes: HTTP request body */
-    uint32_t max_connections;        /* app.maxConnections per node */
-    uint32_t dedup_ttl;              /* app.dedupTtl: seconds a msgID is remembered */
-    uint32_t dedup_capacity;         /* app.dedupCapacity: msgIDs remembered at most */
+    uint32_t heartbeat_timeout; /* app.heartbeatTimeout, seconds */
+    uint32_t handshake_timeout; /* app.handshakeTimeout, seconds */
+    uint32_t close_timeout;     /* app.closeTimeout, seconds */
+    uint32_t max_message_size;  /* app.maxMessageSize, bytes */
+    uint32_t max_write_queue;   /* app.maxWriteQueue, bytes per connection */
+    uint32_t max_header_bytes;  /* app.maxHeaderBytes: request line + headers */
+    uint32_t max_body_bytes;    /* app.maxBodyBytes: HTTP request body */
+    uint32_t max_connections;   /* app.maxConnections per node */
+    uint32_t dedup_ttl;         /* app.dedupTtl: seconds a msgID is remembered */
+    uint32_t dedup_capacity;    /* app.dedupCapacity: msgIDs remembered at most */
     /* redis.* — accepted; used by the cluster layer */
     char redis_addr[CONFIG_STR];     /* redis.addr: "" = single node, presence in memory */
     char redis_password[CONFIG_STR]; /* redis.password */
@@ -47,8 +48,8 @@ typedef struct {
 
 enum {
     CONFIG_OK = 0,
-    CONFIG_EXIT_HELP = 1,    /* --help or --version was printed; exit 0 */
-    CONFIG_ERR = -1,         /* bad file, key, value or flag; `err` says which; exit 2 */
+    CONFIG_EXIT_HELP = 1, /* --help or --version was printed; exit 0 */
+    CONFIG_ERR = -1,      /* bad file, key, value or flag; `err` says which; exit 2 */
 };
 
 /* Fills `cfg` with the built-in defaults. */

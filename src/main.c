@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "api/http_api.h"
+#include "api/web_files.h"
 #include "config.h"
 #include "im/dedup.h"
 #include "im/hub.h"
@@ -78,6 +79,7 @@ int main(int argc, char **argv) {
     router_init(&cfg);
     api_init(&cfg);
     dedup_init(cfg.dedup_ttl, cfg.dedup_capacity);
+    web_files_init(&cfg);
 
     /* Signals are taken by the main thread's loop; workers never see them. */
     uv_loop_t *loop = uv_default_loop();
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     dedup_free();
+    web_files_free();
     hub_free();
     log_close_access();
     log_info("imgate stopped");

@@ -7,9 +7,11 @@
 #include <strings.h>
 
 #include "api/form.h"
+#include "api/web_files.h"
 #include "im/dedup.h"
 #include "im/hub.h"
 #include "im/protocol.h"
+#include "im/send.h"
 #include "net/http_resp.h"
 #include "net/worker.h"
 #include "util/clock.h"
@@ -198,13 +200,22 @@ static im_str_t buf_str(const buf_t *b) {
     return (im_str_t){b->data ? (const char *)b->data : "", b->len};
 }
 
-/* True (and answered with data {}) if msgID was seen before. */
-static bool duplicate(conn_t *c, const http_req_t *req, const send_params_t *s) {
-    if (!dedup_check((const char *)s->msg_id.data, s->msg_id.len, clock_mono_s()))
-        return false;
-    STAT_INC(&conn_worker(c)->stats, duplicatesDropped);
-    reply_ok(c, req, "{}", 2);
-    return true;
+/* Answers a send route from send_to_user / send_to_room's result. */
+static void reply_send(conn_t *c, const http_req_t *req, int r) {
+    switch (r) {
+    case SEND_DUPLICATE:
+        reply_ok(c, req, "{}", 2);
+        break;
+    case SEND_NOMEM:
+        reply_error(c, req, 503, "out of memory", NULL);
+        break;
+    case SEND_DELIVERED:
+        reply_ok(c, req, "{\"sendResults\":true}", 20);
+        break;
+    default:
+        reply_ok(c, req, "{\"sendResults\":false}", 21);
+        break;
+    }
 }
 
 static void post_send_message(conn_t *c, const http_req_t *req) {
@@ -213,19 +224,12 @@ static void post_send_message(conn_t *c, const http_req_t *req) {
     const char *err = read_send_params(req, &s, true, &status);
     if (err) {
         reply_error(c, req, status, err, NULL);
-    } else if (!duplicate(c, req, &s)) {
+    } else {
         /* `from` defaults to the target itself, as the original sends. */
         im_str_t from = s.from.len ? buf_str(&s.from) : buf_str(&s.user);
-        sbuf_t *f = im_frame_push(buf_str(&s.msg_id), im_str("msg"), buf_str(&s.message), from);
-        int n = f ? hub_send_user(s.app_id, (const char *)s.user.data, s.user.len, f) : 0;
-        if (f)
-            sbuf_unref(f);
-        if (!f)
-            reply_error(c, req, 503, "out of memory", NULL);
-        else if (n > 0)
-            reply_ok(c, req, "{\"sendResults\":true}", 20);
-        else
-            reply_ok(c, req, "{\"sendResults\":false}", 21);
+        reply_send(c, req,
+                   send_to_user(s.app_id, buf_str(&s.user), buf_str(&s.message), buf_str(&s.msg_id),
+                                from));
     }
     send_params_free(&s);
 }
@@ -234,18 +238,12 @@ static void post_send_message_all(conn_t *c, const http_req_t *req) {
     send_params_t s = {0};
     int status;
     const char *err = read_send_params(req, &s, false, &status);
-    if (err) {
+    if (err)
         reply_error(c, req, status, err, NULL);
-    } else if (!duplicate(c, req, &s)) {
-        im_str_t from = buf_str(&s.user);
-        sbuf_t *f = im_frame_push(buf_str(&s.msg_id), im_str("msg"), buf_str(&s.message), from);
-        if (!f || hub_send_room(s.app_id, f, from.p, from.len) != 0)
-            reply_error(c, req, 503, "out of memory", NULL);
-        else
-            reply_ok(c, req, "{\"sendResults\":true}", 20);
-        if (f)
-            sbuf_unref(f);
-    }
+    else
+        reply_send(
+            c, req,
+            send_to_room(s.app_id, buf_str(&s.message), buf_str(&s.msg_id), buf_str(&s.user)));
     send_params_free(&s);
 }
 
@@ -324,6 +322,8 @@ static const struct {
 };
 
 void api_handle(conn_t *c, const http_req_t *req) {
+    if (web_files_handle(c, req))
+        return;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!http_span_eq(req, req->path, routes[i].path))
             continue;

@@ -242,6 +242,26 @@ int im_heartbeat_decode(const json_t *data) {
     return 0;
 }
 
+int im_send_decode(const json_t *data, im_send_t *out) {
+    json_t *user, *msg, *id;
+
+    memset(out, 0, sizeof *out);
+    out->user_id = out->message = out->msg_id = str_of(NULL);
+    if (!data || json_is_null(data))
+        return 0;
+    if (!json_is_object(data))
+        return IM_BAD_PARAM;
+    if (go_field(data, "userID", FIELD_STRING, true, &user) ||
+        go_field(data, "message", FIELD_STRING, true, &msg) ||
+        go_field(data, "msgID", FIELD_STRING, true, &id))
+        return IM_BAD_PARAM;
+    out->user_id = str_of(user);
+    out->message = str_of(msg);
+    out->msg_id = str_of(id);
+    out->has_message = msg != NULL && json_is_string(msg);
+    return 0;
+}
+
 /* ---- Writing replies -------------------------------------------------------------------- */
 
 /* A writer that either only counts (dst == NULL) or also stores, so that one function both
@@ -391,7 +411,7 @@ typedef struct {
     im_str_t seq, cmd;
     int code;
     const char *data_json;
-    im_str_t msg, from; /* pushes only */
+    im_str_t target, msg, from; /* pushes only */
 } frame_args_t;
 
 static void out_response(out_t *o, const frame_args_t *a) {
@@ -402,7 +422,9 @@ static void out_response(out_t *o, const frame_args_t *a) {
 
 static void out_push(out_t *o, const frame_args_t *a) {
     out_head(o, a->seq, a->cmd, IM_OK, "Ok");
-    OUT_LIT(o, "{\"target\":\"\",\"type\":\"text\",\"msg\":");
+    OUT_LIT(o, "{\"target\":");
+    out_str(o, a->target);
+    OUT_LIT(o, ",\"type\":\"text\",\"msg\":");
     out_str(o, a->msg);
     OUT_LIT(o, ",\"from\":");
     out_str(o, a->from);
@@ -448,7 +470,12 @@ sbuf_t *im_frame_response(im_str_t seq, im_str_t cmd, int code, const char *data
 }
 
 sbuf_t *im_frame_push(im_str_t seq, im_str_t cmd, im_str_t msg, im_str_t from) {
-    frame_args_t a = {.seq = seq, .cmd = cmd, .code = IM_OK, .msg = msg, .from = from};
+    return im_frame_push_to(seq, cmd, im_str(""), msg, from);
+}
+
+sbuf_t *im_frame_push_to(im_str_t seq, im_str_t cmd, im_str_t target, im_str_t msg, im_str_t from) {
+    frame_args_t a = {
+        .seq = seq, .cmd = cmd, .code = IM_OK, .target = target, .msg = msg, .from = from};
 
     return frame_build(out_push, &a);
 }

@@ -84,6 +84,18 @@ typedef struct {
  * when a field is spelt several ways the byte-greatest key wins (json.Marshal sorts map keys). */
 int im_login_decode(const json_t *data, im_login_t *out);
 
+/* sendMessage / sendMessageAll data sent over the WebSocket: {userID, message, msgID}, all
+ * strings (userID only for sendMessage). Absent or null fields are empty; has_message tells
+ * whether a message string was given. Returns 0 or IM_BAD_PARAM for a wrong type. */
+typedef struct {
+    im_str_t user_id;
+    im_str_t message;
+    im_str_t msg_id;
+    bool has_message;
+} im_send_t;
+
+int im_send_decode(const json_t *data, im_send_t *out);
+
 /* heartbeat's data: {userID string}, optional and ignored, but a wrong type gives IM_BAD_PARAM. */
 int im_heartbeat_decode(const json_t *data);
 
@@ -101,6 +113,9 @@ sbuf_t *im_frame_response(im_str_t seq, im_str_t cmd, int code, const char *data
  * {"seq":S,"cmd":C,"response":{"code":200,"codeMsg":"Ok","data":
  *   {"target":"","type":"text","msg":M,"from":F}}} */
 sbuf_t *im_frame_push(im_str_t seq, im_str_t cmd, im_str_t msg, im_str_t from);
+
+/* The same with a target: the receiver's userID for a direct message ("" for room pushes). */
+sbuf_t *im_frame_push_to(im_str_t seq, im_str_t cmd, im_str_t target, im_str_t msg, im_str_t from);
 
 /* Wraps a JSON payload that was written into `b` after WS_FRAME_MAX_SERVER_HEADER reserved bytes
  * into a text frame: returns an sbuf whose bytes are header + payload (off set accordingly). */

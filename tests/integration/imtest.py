@@ -70,12 +70,13 @@ def go_json_string(s):
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def push_bytes(seq, cmd, msg, frm):
-    """The exact bytes of a push envelope."""
+def push_bytes(seq, cmd, msg, frm, target=""):
+    """The exact bytes of a push envelope. `target` is the receiver of a direct message
+    (sendMessage), "" for room pushes."""
     return ('{"seq":%s,"cmd":%s,"response":{"code":200,"codeMsg":"Ok","data":'
-            '{"target":"","type":"text","msg":%s,"from":%s}}}' % (
-                go_json_string(seq), go_json_string(cmd), go_json_string(msg),
-                go_json_string(frm))).encode()
+            '{"target":%s,"type":"text","msg":%s,"from":%s}}}' % (
+                go_json_string(seq), go_json_string(cmd), go_json_string(target),
+                go_json_string(msg), go_json_string(frm))).encode()
 
 
 # ---- HTTP ----

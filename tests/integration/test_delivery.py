@@ -77,7 +77,7 @@ class DeliveryTest(NodeTestCase):
                          OK_TRUE)
         i = a.wait_seq(mid, "msg")
         # `from` defaults to the target user, as in the original.
-        self.assertEqual(a.raw[i], push_bytes(mid, "msg", "hello", a.user))
+        self.assertEqual(a.raw[i], push_bytes(mid, "msg", "hello", a.user, a.user))
         self.assertEqual(a.opcodes[i], 0x1, "pushes are text frames")
 
         mid = uid("m")
@@ -85,7 +85,7 @@ class DeliveryTest(NodeTestCase):
                                                          "message": "hi", "msgID": mid,
                                                          "from": "bob"}), OK_TRUE)
         i = a.wait_seq(mid, "msg")
-        self.assertEqual(a.raw[i], push_bytes(mid, "msg", "hi", "bob"))
+        self.assertEqual(a.raw[i], push_bytes(mid, "msg", "hi", "bob", a.user))
 
         # JSON escaping as Go's encoding/json writes it; non-ASCII kept as UTF-8.
         text = 'a<b>&"\\ \n\t \x01 你好 \u2028 é'
@@ -94,7 +94,7 @@ class DeliveryTest(NodeTestCase):
                                                          "message": text, "msgID": mid,
                                                          "from": "<x>"}), OK_TRUE)
         i = a.wait_seq(mid, "msg")
-        self.assertEqual(a.raw[i], push_bytes(mid, "msg", text, "<x>"))
+        self.assertEqual(a.raw[i], push_bytes(mid, "msg", text, "<x>", a.user))
 
     def test_send_message_offline_or_other_room(self):
         room, other = self.room(), self.room()
@@ -118,7 +118,7 @@ class DeliveryTest(NodeTestCase):
         self.assertEqual(self.post("/user/sendMessage", {"appID": room, "userID": user,
                                                          "message": "both", "msgID": mid}),
                          OK_TRUE)
-        want = push_bytes(mid, "msg", "both", user)
+        want = push_bytes(mid, "msg", "both", user, user)
         self.assertEqual(d1.raw[d1.wait_seq(mid, "msg")], want)
         self.assertEqual(d2.raw[d2.wait_seq(mid, "msg")], want)
 
@@ -214,7 +214,7 @@ class DeliveryTest(NodeTestCase):
                 self.assertEqual(self.post("/user/sendMessage", {
                     "appID": room, "userID": a.user, "message": text, "msgID": mid}), OK_TRUE)
                 i = a.wait_seq(mid, "msg")
-                self.assertEqual(a.raw[i], push_bytes(mid, "msg", text, a.user))
+                self.assertEqual(a.raw[i], push_bytes(mid, "msg", text, a.user, a.user))
 
     def test_exit_when_tcp_drops_without_close_frame(self):
         room = self.room()
@@ -345,7 +345,7 @@ class DeliveryTest(NodeTestCase):
         for text in ("x1", "x2"):
             self.assertEqual(self.post("/user/sendMessageAll", {"appID": room, "message": text}),
                              OK_TRUE)
-        want = [push_bytes("", "msg", t, a.user) for t in ("first", "second", "third")]
+        want = [push_bytes("", "msg", t, a.user, a.user) for t in ("first", "second", "third")]
         want += [push_bytes("", "msg", t, "") for t in ("x1", "x2")]
         wait_until(lambda: len(a.pushes("msg")) >= 5, 5, what="5 pushes without msgID")
         self.assertEqual([a.raw[i] for i, m in enumerate(a.msgs) if m.get("cmd") == "msg"], want)
