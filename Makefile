@@ -39,7 +39,7 @@ test: build asan-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration|fuzz'
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -102,8 +102,9 @@ static const config_key_t keys[] = {
     /* 1 MiB: ~16 full-size messages of backlog; past it a client is a slow consumer (1008). */
     NUM("app.maxWriteQueue", max_write_queue, 1, 1024 * MIB, "1048576",
         "unsent bytes queued per connection before it is closed as a slow consumer"),
-    /* 8 KiB: what common servers allow (nginx's large buffer); a browser's upgrade fits easily. */
-    NUM("app.maxHeaderBytes", max_header_bytes, 1, 1 * MIB, "8192",
+    /* 8 KiB: what common servers allow (nginx's large buffer); a browser's upgrade fits easily.
+     * At most 64 KiB: http_parser refuses heads over its own 80 KiB regardless. */
+    NUM("app.maxHeaderBytes", max_header_bytes, 1, 64 * 1024, "8192",
         "largest HTTP request line + headers in bytes; larger gets 431"),
     /* 128 KiB: a form-encoded sendMessage of a full 64 KiB message, percent-encoded, fits. */
     NUM("app.maxBodyBytes", max_body_bytes, 1, 64 * MIB, "131072",

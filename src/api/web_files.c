@@ -107,7 +107,7 @@ int web_files_init(const config_t *cfg) {
     while ((e = readdir(d)) && g_file_count < WEB_MAX_FILES) {
         if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof g_files[0].name)
             continue;
-        char path[CONFIG_STR + 80];
+        char path[CONFIG_STR + sizeof e->d_name + 1];
         snprintf(path, sizeof path, "%s/%s", cfg->web_dir, e->d_name);
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
@@ -120,7 +120,7 @@ int web_files_init(const config_t *cfg) {
             continue;
         }
         total += f->len;
-        snprintf(f->name, sizeof f->name, "%s", e->d_name);
+        memcpy(f->name, e->d_name, strlen(e->d_name) + 1); /* length checked above */
         f->type = content_type(f->name);
         uint64_t h = 1469598103934665603ull; /* FNV-1a of the content, for ETag */
         for (size_t i = 0; i < f->len; i++)

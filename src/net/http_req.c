@@ -63,8 +63,12 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 static int on_header_value(http_parser *p, const char *at, size_t len) {
     http_reader_t *r = reader_of(p);
     /* An empty value produces no callback; a value callback always follows its field. */
-    r->_state = FILL_VALUE;
     http_span_t *v = &r->req.header_values[r->req.header_count - 1];
+    /* A value continued after a line break (obsolete folding, RFC 7230 §3.2.4) would hold a raw
+     * CR LF: refuse it, as the RFC allows. */
+    if (r->_state == FILL_VALUE && v->len && v->off + v->len != offset_of(r, at))
+        return -1;
+    r->_state = FILL_VALUE;
     span_extend(r, v, at, len);
     return 0;
 }
@@ -72,7 +76,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 static int on_headers_complete(http_parser *p) {
     http_reader_t *r = reader_of(p);
     r->_headers_done = true;
-    if (r->_head_bytes > r->_max_head)
+    /* The head ends at its blank line; measured so, the limit is the same however the bytes
+     * arrived (a trickled head is refused once the buffered bytes pass the limit). */
+    const uint8_t *end = memmem(r->_in.data, r->_in.len, "\r\n\r\n", 4);
+    size_t head = end ? (size_t)(end - r->_in.data) + 4 : r->_head_bytes + 2;
+    r->_head_bytes = head;
+    if (head > r->_max_head)
         return -1;
     if (p->content_length != ULLONG_MAX && p->content_length > r->_max_body) {
         r->_head_bytes = 0;
@@ -212,8 +221,13 @@ const char *http_req_header(const http_req_t *req, const char *name, size_t *len
     for (int i = 0; i < req->header_count; i++) {
         http_span_t s = req->header_names[i];
         if (s.len == nl && strncasecmp(http_span_ptr(req, s), name, nl) == 0) {
-            *len = req->header_values[i].len;
-            return http_span_ptr(req, req->header_values[i]);
+            /* http_parser drops leading whitespace, not trailing (RFC 7230 §3.2: OWS). */
+            const char *v = http_span_ptr(req, req->header_values[i]);
+            size_t vl = req->header_values[i].len;
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            *len = vl;
+            return v;
         }
     }
     *len = 0;

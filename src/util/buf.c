@@ -2,14 +2,18 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 int buf_reserve(buf_t *b, size_t extra) {
-    if (b->len + extra <= b->cap)
+    if (extra > SIZE_MAX / 2 - b->len)
+        return -ENOMEM;
+    size_t need = b->len + extra;
+    if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra)
+    while (cap < need)
         cap *= 2;
     uint8_t *p = realloc(b->data, cap);
     if (!p)

@@ -481,7 +481,7 @@ static void test_ranges(void **state) {
         {"app.maxMessageSize", "16777216", "16777217"},
         {"app.maxMessageSize", "1", "0"},
         {"app.maxWriteQueue", "1", "0"},
-        {"app.maxHeaderBytes", "1048576", "0"},
+        {"app.maxHeaderBytes", "65536", "65537"},
         {"app.maxBodyBytes", "1", "0"},
         {"app.maxConnections", "1", "0"},
         {"app.dedupTtl", "1", "0"},
