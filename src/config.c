@@ -21,7 +21,7 @@
 #define CONFIG_YAML_DEPTH   16   /* nesting we follow in the file; app.yaml needs 2 */
 #define CONFIG_YAML_NODES   1000 /* nodes we visit at most: bounds alias loops and alias bombs */
 
-typedef enum { KEY_STR, KEY_INT, KEY_U32, KEY_APP_IDS } key_type_t;
+typedef enum { KEY_STR, KEY_INT, KEY_U32, KEY_BOOL, KEY_APP_IDS } key_type_t;
 
 /* One configuration key: where its value lives in config_t, how its string form is checked and
  * converted, its default (in string form, so that defaults take the same path as every other
@@ -46,6 +46,9 @@ typedef struct {
     { key, NUM_TYPE(f), offsetof(config_t, f), sizeof FIELD(f), lo, hi, NULL, def, meaning }
 #define STR(key, f, check, def, meaning)                                                           \
     { key, KEY_STR, offsetof(config_t, f), sizeof FIELD(f), 0, 0, check, def, meaning }
+
+#define BOOL(key, f, def, meaning)                                                                 \
+    { key, KEY_BOOL, offsetof(config_t, f), sizeof FIELD(f), 0, 1, NULL, def, meaning }
 
 #define MIB (1024 * 1024)
 
@@ -102,6 +105,17 @@ static const config_key_t keys[] = {
     /* 1 MiB: ~16 full-size messages of backlog; past it a client is a slow consumer (1008). */
     NUM("app.maxWriteQueue", max_write_queue, 1, 1024 * MIB, "1048576",
         "unsent bytes queued per connection before it is closed as a slow consumer"),
+    /* On: goWebSocket's enter/exit notices, which clients of the seed rely on. */
+    BOOL("app.roomNotices", room_notices, "true",
+         "push enter/exit notices to the room when users come and go"),
+    /* 500: below it a login costs at most 500 pushes; above it per-user notices make filling a
+     * room O(N²) (19 000 logins would cost 180 M pushes), so they are batched. */
+    NUM("app.noticeBatchAbove", notice_batch_above, 0, 100000000, "500",
+        "rooms with more online users get one batched presence push per interval instead of "
+        "enter/exit per user; 0 = always batch"),
+    /* 1 s: a person notices a join within a second; a storm costs one push per user per second. */
+    NUM("app.noticeBatchInterval", notice_batch_interval, 50, 60000, "1000",
+        "milliseconds between batched presence pushes"),
     /* 8 KiB: what common servers allow (nginx's large buffer); a browser's upgrade fits easily.
      * At most 64 KiB: http_parser refuses heads over its own 80 KiB regardless. */
     NUM("app.maxHeaderBytes", max_header_bytes, 1, 64 * 1024, "8192",
@@ -300,6 +314,17 @@ int config_set(config_t *cfg, const char *key, const char *value, char *err, siz
         else
             *(uint32_t *)field = (uint32_t)v;
         return CONFIG_OK;
+    }
+    case KEY_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                    "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+                *(bool *)field = strcasecmp(value, yes[i]) == 0;
+                return CONFIG_OK;
+            }
+        }
+        return fail(err, errlen, "%s: \"%.64s\" is not true or false", k->name, value);
     }
     case KEY_APP_IDS: {
         uint32_t ids[CONFIG_MAX_APPS];

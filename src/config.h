@@ -4,6 +4,7 @@
 #ifndef IMGATE_CONFIG_H
 #define IMGATE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,16 +27,19 @@ typedef struct {
     int workers;                       /* app.workers: 0 = number of CPUs */
     uint32_t app_ids[CONFIG_MAX_APPS]; /* app.appIds: the rooms a client may log in to */
     int app_id_count;
-    uint32_t heartbeat_timeout; /* app.heartbeatTimeout, seconds */
-    uint32_t handshake_timeout; /* app.handshakeTimeout, seconds */
-    uint32_t close_timeout;     /* app.closeTimeout, seconds */
-    uint32_t max_message_size;  /* app.maxMessageSize, bytes */
-    uint32_t max_write_queue;   /* app.maxWriteQueue, bytes per connection */
-    uint32_t max_header_bytes;  /* app.maxHeaderBytes: request line + headers */
-    uint32_t max_body_bytes;    /* app.maxBodyBytes: HTTP request body */
-    uint32_t max_connections;   /* app.maxConnections per node */
-    uint32_t dedup_ttl;         /* app.dedupTtl: seconds a msgID is remembered */
-    uint32_t dedup_capacity;    /* app.dedupCapacity: msgIDs remembered at most */
+    uint32_t heartbeat_timeout;     /* app.heartbeatTimeout, seconds */
+    uint32_t handshake_timeout;     /* app.handshakeTimeout, seconds */
+    uint32_t close_timeout;         /* app.closeTimeout, seconds */
+    uint32_t max_message_size;      /* app.maxMessageSize, bytes */
+    uint32_t max_write_queue;       /* app.maxWriteQueue, bytes per connection */
+    bool room_notices;              /* app.roomNotices: push enter/exit at all */
+    uint32_t notice_batch_above;    /* app.noticeBatchAbove: batch notices above this room size */
+    uint32_t notice_batch_interval; /* app.noticeBatchInterval, milliseconds */
+    uint32_t max_header_bytes;      /* app.maxHeaderBytes: request line + headers */
+    uint32_t max_body_bytes;        /* app.maxBodyBytes: HTTP request body */
+    uint32_t max_connections;       /* app.maxConnections per node */
+    uint32_t dedup_ttl;             /* app.dedupTtl: seconds a msgID is remembered */
+    uint32_t dedup_capacity;        /* app.dedupCapacity: msgIDs remembered at most */
     /* redis.* — accepted; used by the cluster layer */
     char redis_addr[CONFIG_STR];     /* redis.addr: "" = single node, presence in memory */
     char redis_password[CONFIG_STR]; /* redis.password */

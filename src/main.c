@@ -37,6 +37,10 @@ static const net_hooks_t hooks = {
     .on_worker_stop = on_worker_stop,
 };
 
+static void on_notice_timer(uv_timer_t *h) {
+    hub_flush_notices();
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     log_info("signal %d: shutting down", signum);
     uv_stop(h->loop);
@@ -88,6 +92,10 @@ int main(int argc, char **argv) {
     uv_signal_init(loop, &sigterm);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_timer_t notice_timer;
+    uv_timer_init(loop, &notice_timer);
+    uv_timer_start(&notice_timer, on_notice_timer, cfg.notice_batch_interval,
+                   cfg.notice_batch_interval);
 
     if ((r = net_start(&net)) != 0) {
         log_error("start-up failed: %s", uv_strerror(r));
@@ -102,6 +110,7 @@ int main(int argc, char **argv) {
     net_stop();
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&notice_timer, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     dedup_free();

@@ -10,6 +10,7 @@
 #include <uthash.h>
 
 #include "im/protocol.h"
+#include "net/ws_frame.h"
 #include "util/log.h"
 
 #define HUB_SHARDS  64 /* enough that 2–64 threads rarely meet on one lock */
@@ -34,9 +35,21 @@ typedef struct {
     _Atomic uint32_t logged_in;
 } hub_worker_t;
 
+/* Per room (app.appIds index): online users, and the enter/exit notices waiting for the next
+ * batched presence push while the room is big (app.noticeBatchAbove). */
+#define NOTICE_NAMES_MAX 500 /* names listed per batch; beyond it only the counts grow */
+
+typedef struct {
+    _Atomic uint32_t online;
+    pthread_mutex_t lock;
+    buf_t joins, leaves; /* JSON strings, comma-separated */
+    uint32_t joined, left;
+} hub_room_t;
+
 static const config_t *g_cfg;
 static hub_shard_t g_shards[HUB_SHARDS];
 static atomic_size_t g_user_count;
+static hub_room_t g_rooms[CONFIG_MAX_APPS];
 
 const char *hub_user_id(const struct hub_user *u, size_t *len) {
     *len = (size_t)u->key_len - 4;
@@ -54,6 +67,10 @@ int hub_init(const config_t *cfg) {
         g_shards[i].users = NULL;
     }
     atomic_store(&g_user_count, 0);
+    for (int i = 0; i < CONFIG_MAX_APPS; i++) {
+        memset(&g_rooms[i], 0, sizeof g_rooms[i]);
+        pthread_mutex_init(&g_rooms[i].lock, NULL);
+    }
     return 0;
 }
 
@@ -66,6 +83,11 @@ void hub_free(void) {
             free(u);
         }
         pthread_mutex_destroy(&g_shards[i].lock);
+    }
+    for (int i = 0; i < CONFIG_MAX_APPS; i++) {
+        buf_free(&g_rooms[i].joins);
+        buf_free(&g_rooms[i].leaves);
+        pthread_mutex_destroy(&g_rooms[i].lock);
     }
 }
 
@@ -257,19 +279,76 @@ int hub_send_room(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t ex
 
 /* ---- login and logout ---- */
 
-/* enter/exit: seq is the nanoseconds of the current second, as the original sends. */
-static void push_notice(uint32_t app_id, const char *cmd, const char *msg, const char *user,
-                        size_t len, bool exclude_user) {
+/* seq of enter/exit/presence: the nanoseconds of the current second, as the original sends. */
+static im_str_t notice_seq(char buf[16]) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    int n = snprintf(buf, 16, "%ld", ts.tv_nsec);
+    return (im_str_t){buf, (size_t)n};
+}
+
+/* A user's first connection arrived in (join) or last one left (!join) a room. Small rooms get
+ * the original's enter/exit push at once; big ones collect it for the next presence push. */
+static void notice(int room, bool join, const char *user, size_t len) {
+    if (!g_cfg->room_notices)
+        return;
+    hub_room_t *r = &g_rooms[room];
+    uint32_t online = atomic_load_explicit(&r->online, memory_order_relaxed);
+    if (g_cfg->notice_batch_above == 0 || online > g_cfg->notice_batch_above) {
+        pthread_mutex_lock(&r->lock);
+        uint32_t *count = join ? &r->joined : &r->left;
+        buf_t *names = join ? &r->joins : &r->leaves;
+        if (*count < NOTICE_NAMES_MAX) {
+            if (*count)
+                buf_append_str(names, ",");
+            im_json_escape(names, user, len);
+        }
+        (*count)++;
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
     char seq[16];
-    snprintf(seq, sizeof seq, "%ld", ts.tv_nsec);
     im_str_t from = {user, len};
-    sbuf_t *f = im_frame_push(im_str(seq), im_str(cmd), im_str(msg), from);
+    sbuf_t *f = im_frame_push(notice_seq(seq), im_str(join ? "enter" : "exit"),
+                              im_str(join ? "hello~" : "bye~"), from);
     if (!f)
         return;
-    hub_send_room(app_id, f, exclude_user ? user : NULL, exclude_user ? len : 0);
+    hub_send_room(g_cfg->app_ids[room], f, join ? user : NULL, join ? len : 0);
     sbuf_unref(f);
+}
+
+void hub_flush_notices(void) {
+    for (int i = 0; i < g_cfg->app_id_count; i++) {
+        hub_room_t *r = &g_rooms[i];
+        pthread_mutex_lock(&r->lock);
+        if (r->joined == 0 && r->left == 0) {
+            pthread_mutex_unlock(&r->lock);
+            continue;
+        }
+        char seq[16];
+        buf_t b = {0};
+        buf_reserve(&b, WS_FRAME_MAX_SERVER_HEADER);
+        b.len = WS_FRAME_MAX_SERVER_HEADER;
+        buf_append_str(&b, "{\"seq\":");
+        im_str_t s = notice_seq(seq);
+        im_json_escape(&b, s.p, s.len);
+        buf_append_str(&b, ",\"cmd\":\"presence\",\"response\":{\"code\":200,\"codeMsg\":\"Ok\","
+                           "\"data\":{\"target\":\"\",\"type\":\"presence\",\"joins\":[");
+        buf_append(&b, r->joins.data, r->joins.len);
+        buf_append_str(&b, "],\"leaves\":[");
+        buf_append(&b, r->leaves.data, r->leaves.len);
+        buf_printf(&b, "],\"joined\":%u,\"left\":%u,\"online\":%u}}}", r->joined, r->left,
+                   atomic_load_explicit(&r->online, memory_order_relaxed));
+        r->joins.len = r->leaves.len = 0;
+        r->joined = r->left = 0;
+        pthread_mutex_unlock(&r->lock);
+        sbuf_t *f = b.data ? im_frame_from_buf(&b) : NULL;
+        buf_free(&b);
+        if (f) {
+            hub_send_room(g_cfg->app_ids[i], f, NULL, 0);
+            sbuf_unref(f);
+        }
+    }
 }
 
 int hub_login(conn_t *c, uint32_t app_id, const char *user, size_t len) {
@@ -324,7 +403,8 @@ int hub_login(conn_t *c, uint32_t app_id, const char *user, size_t len) {
     atomic_fetch_add_explicit(&hw->logged_in, 1, memory_order_relaxed);
     if (first) {
         atomic_fetch_add_explicit(&g_user_count, 1, memory_order_relaxed);
-        push_notice(app_id, "enter", "hello~", user, len, true);
+        atomic_fetch_add_explicit(&g_rooms[room].online, 1, memory_order_relaxed);
+        notice(room, true, user, len);
     }
     return 0;
 }
@@ -344,6 +424,7 @@ void hub_logout(conn_t *c) {
         s->_next->_prev = s->_prev;
     s->_next = s->_prev = NULL;
     s->user = NULL;
+    int s_room = s->_room;
     atomic_fetch_sub_explicit(&hw->logged_in, 1, memory_order_relaxed);
 
     conn_ref_t ref = conn_ref(c);
@@ -363,9 +444,10 @@ void hub_logout(conn_t *c) {
         return;
     /* Nobody else can reach u now: it left the registry and this was its last session. */
     atomic_fetch_sub_explicit(&g_user_count, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&g_rooms[s_room].online, 1, memory_order_relaxed);
     size_t len;
     const char *uid = hub_user_id(u, &len);
-    push_notice(u->app_id, "exit", "bye~", uid, len, false);
+    notice(s_room, false, uid, len);
     free(u->conns);
     free(u);
 }

@@ -45,6 +45,10 @@ int hub_send_user(uint32_t app_id, const char *user, size_t len, sbuf_t *frame);
  * connections of user `exclude` (NULL = none). Any thread. Returns 0 or -ENOMEM. */
 int hub_send_room(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t exclude_len);
 
+/* Sends the batched presence push of every big room that has enter/exit notices waiting
+ * (app.noticeBatchAbove). Called every app.noticeBatchInterval ms from one thread. */
+void hub_flush_notices(void);
+
 /* True if (app_id, user) has a connection here; app_id 0 = in any room. */
 bool hub_user_online(uint32_t app_id, const char *user, size_t len);
 

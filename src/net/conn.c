@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -18,7 +19,7 @@
 #include "util/log.h"
 
 /* Guard: an idle connection must stay small (DESIGN.md "Per-connection memory"). */
-_Static_assert(sizeof(conn_t) <= 224, "conn_t grew: measure before letting it");
+_Static_assert(sizeof(conn_t) <= 64, "conn_t grew: measure before letting it");
 
 #define WRITEV_MAX 64
 
@@ -26,7 +27,7 @@ static const ws_stream_handlers_t ws_handlers;
 static void conn_ws_error(conn_t *c, int err);
 
 static int conn_fd(const conn_t *c) {
-    return c->_poll.io_watcher.fd;
+    return c->_fd;
 }
 
 conn_ref_t conn_ref(const conn_t *c) {
@@ -61,7 +62,15 @@ conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
     conn_t *c = calloc(1, sizeof *c + w->cfg->conn_ext_size);
     if (!c)
         return NULL;
-    if (uv_poll_init(&w->loop, &c->_poll, fd) != 0 || worker_slot_alloc(w, c) != 0) {
+    c->_fd = fd;
+    c->_wid = (uint8_t)w->id;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (worker_slot_alloc(w, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    if (epoll_ctl(w->_epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        worker_slot_free(w, c);
         free(c);
         return NULL;
     }
@@ -75,7 +84,6 @@ conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
     pthread_mutex_unlock(&w->_conns_lock);
     w->conn_count++;
     conn_set_timeout(c, w->cfg->handshake_timeout);
-    uv_poll_start(&c->_poll, UV_READABLE, conn_on_io);
     return c;
 }
 
@@ -191,14 +199,6 @@ void conn_close(conn_t *c, uint16_t code, const char *reason) {
     }
 }
 
-static void on_closed(uv_handle_t *h) {
-    conn_t *c = (conn_t *)h;
-    worker_t *w = conn_worker(c);
-    wq_clear(c);
-    free(c);
-    worker_conn_gone(w);
-}
-
 void conn_abort(conn_t *c) {
     if (c->_state == CONN_DEAD)
         return;
@@ -221,10 +221,8 @@ void conn_abort(conn_t *c) {
     if (c->_next)
         c->_next->_prev = c->_prev;
     pthread_mutex_unlock(&w->_conns_lock);
-    c->_next = c->_prev = NULL;
     int fd = conn_fd(c);
-    uv_close((uv_handle_t *)&c->_poll, on_closed);
-    /* The poll is stopped by uv_close, so the descriptor can go now. */
+    epoll_ctl(w->_epfd, EPOLL_CTL_DEL, fd, NULL);
     if (c->_wq_tail) {
         /* Output is being dropped: reset, so the peer can't take a cut stream for a whole one. */
         struct linger lg = {1, 0};
@@ -238,7 +236,11 @@ void conn_abort(conn_t *c) {
         }
     }
     close(fd);
+    c->_fd = -1;
+    wq_clear(c);
     net_conn_released();
+    /* Freed after this loop turn: callers up the stack may still look at c->_state. */
+    worker_defer_free(w, c);
 }
 
 void conn_shutdown(conn_t *c) {
@@ -297,7 +299,8 @@ static void set_want_write(conn_t *c, bool on) {
         c->_flags |= CONN_F_WANT_WRITE;
     else
         c->_flags &= (uint8_t)~CONN_F_WANT_WRITE;
-    uv_poll_start(&c->_poll, on ? UV_READABLE | UV_WRITABLE : UV_READABLE, conn_on_io);
+    struct epoll_event ev = {.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN, .data.ptr = c};
+    epoll_ctl(conn_worker(c)->_epfd, EPOLL_CTL_MOD, c->_fd, &ev);
 }
 
 /* Writes as much of the queue as the socket takes, with writev. */
@@ -648,15 +651,13 @@ static void on_readable(conn_t *c) {
     }
 }
 
-void conn_on_io(uv_poll_t *h, int status, int events) {
-    conn_t *c = (conn_t *)h;
-    if (status < 0) {
-        conn_abort(c);
-        return;
-    }
-    if (events & UV_WRITABLE)
+void conn_on_io(conn_t *c, uint32_t events) {
+    if (c->_state == CONN_DEAD)
+        return; /* closed earlier in this batch of events */
+    if (events & EPOLLOUT)
         conn_flush(c);
-    if ((events & UV_READABLE) && c->_state != CONN_DEAD)
+    /* Errors and hang-ups show up as a failed or empty read. */
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->_state != CONN_DEAD)
         on_readable(c);
 }
 

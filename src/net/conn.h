@@ -37,7 +37,10 @@ enum {
 };
 
 typedef struct conn {
-    uv_poll_t _poll;
+    int _fd;
+    uint8_t _wid;               /* index of the owning worker */
+    uint8_t _state;             /* conn_state_t */
+    uint8_t _flags;             /* CONN_F_* */
     struct conn *_next, *_prev; /* the worker's list of connections */
     struct conn *_flush_next;   /* the worker's list of connections with output to flush */
     struct wq_item *_wq_tail;   /* circular list of queued output: tail->next is the head */
@@ -49,8 +52,6 @@ typedef struct conn {
     uint32_t _deadline; /* monotonic seconds; 0 = none */
     uint32_t _wq_bytes; /* queued, unwritten bytes */
     uint32_t _wq_off;   /* bytes of the head item already written */
-    uint8_t _state;     /* conn_state_t */
-    uint8_t _flags;     /* CONN_F_* */
     /* the upper layer's per-connection data (net_config_t.conn_ext_size bytes) follows */
 } conn_t;
 
@@ -78,9 +79,8 @@ static inline void *conn_ext(conn_t *c) {
 static inline conn_t *conn_from_ext(void *ext) {
     return (conn_t *)ext - 1;
 }
-static inline struct worker *conn_worker(const conn_t *c) {
-    return (struct worker *)c->_poll.loop->data;
-}
+/* The worker that owns c. */
+struct worker *conn_worker(const conn_t *c);
 static inline bool conn_is_open_ws(const conn_t *c) {
     return c->_state == CONN_WS;
 }

@@ -15,7 +15,7 @@ typedef struct wq_item {
 
 /* conn.c */
 conn_t *conn_accept(worker_t *w, int fd, bool ws_port);
-void conn_on_io(uv_poll_t *h, int status, int events);
+void conn_on_io(conn_t *c, uint32_t events);
 void conn_flush(conn_t *c);
 void conn_on_timeout(conn_t *c, uint32_t now);
 void conn_shutdown(conn_t *c);
@@ -24,7 +24,7 @@ void conn_shutdown(conn_t *c);
 int worker_slot_alloc(worker_t *w, conn_t *c);
 void worker_slot_free(worker_t *w, conn_t *c);
 void worker_want_flush(worker_t *w, conn_t *c);
-void worker_conn_gone(worker_t *w);
+void worker_defer_free(worker_t *w, conn_t *c);
 wq_item_t *worker_wq_get(worker_t *w);
 void worker_wq_put(worker_t *w, wq_item_t *it);
 void net_conn_released(void);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,12 @@ static worker_t *g_workers;
 static int g_worker_count;
 static atomic_uint g_conn_total;
 static _Thread_local worker_t *tl_worker;
+
+static void close_handles(worker_t *w);
+
+struct worker *conn_worker(const conn_t *c) {
+    return &g_workers[c->_wid];
+}
 
 int net_worker_count(void) {
     return g_worker_count;
@@ -147,6 +154,13 @@ void worker_want_flush(worker_t *w, conn_t *c) {
     w->_flush_tail = c;
 }
 
+void worker_defer_free(worker_t *w, conn_t *c) {
+    c->_next = w->_closed;
+    w->_closed = c;
+}
+
+/* Writes what this turn queued, then frees what this turn closed: nothing up any call stack
+ * holds a connection at this point (Redis's beforeSleep, uSockets' closed list). */
 static void flush_all(worker_t *w) {
     conn_t *c;
     while ((c = w->_flush_head)) {
@@ -156,6 +170,13 @@ static void flush_all(worker_t *w) {
         c->_flags &= (uint8_t)~CONN_F_IN_FLUSH_LIST;
         conn_flush(c);
     }
+    while ((c = w->_closed)) {
+        w->_closed = c->_next;
+        free(c);
+        w->conn_count--;
+    }
+    if (w->_stopping && w->conn_count == 0)
+        close_handles(w);
 }
 
 static void on_check(uv_check_t *h) {
@@ -203,6 +224,24 @@ static void run_mailbox(worker_t *w) {
 
 static void on_mailbox(uv_async_t *h) {
     run_mailbox(h->data);
+}
+
+/* ---- connection events ---- */
+
+#define EPOLL_BATCH 256
+
+/* The epoll set is readable: dispatch what is ready, a few batches at most per loop turn so
+ * timers and the mailbox get their turn too (level-triggered: the rest waits, nothing is lost). */
+static void on_epoll(uv_poll_t *h, int status, int events) {
+    worker_t *w = h->data;
+    struct epoll_event ev[EPOLL_BATCH];
+    for (int round = 0; round < 4; round++) {
+        int n = epoll_wait(w->_epfd, ev, EPOLL_BATCH, 0);
+        for (int i = 0; i < n; i++)
+            conn_on_io(ev[i].data.ptr, ev[i].events);
+        if (n < EPOLL_BATCH)
+            return;
+    }
 }
 
 /* ---- accepting ---- */
@@ -298,6 +337,8 @@ static void on_tick(uv_timer_t *h) {
 /* ---- start and stop ---- */
 
 static void close_handles(worker_t *w) {
+    if (w->_mb_closed)
+        return;
     pthread_mutex_lock(&w->_mb_lock);
     w->_mb_closed = true;
     pthread_mutex_unlock(&w->_mb_lock);
@@ -305,12 +346,7 @@ static void close_handles(worker_t *w) {
     uv_close((uv_handle_t *)&w->_check, NULL);
     uv_close((uv_handle_t *)&w->_prepare, NULL);
     uv_close((uv_handle_t *)&w->_mb_async, NULL);
-}
-
-void worker_conn_gone(worker_t *w) {
-    w->conn_count--;
-    if (w->_stopping && w->conn_count == 0)
-        close_handles(w);
+    uv_close((uv_handle_t *)&w->_ep_poll, NULL);
 }
 
 static void shutdown_conn(conn_t *c, void *arg) {
@@ -325,8 +361,6 @@ static void shutdown_task(worker_t *w, void *arg) {
     }
     w->_listen_count = 0;
     worker_foreach_conn(w, shutdown_conn, NULL);
-    if (w->conn_count == 0)
-        close_handles(w);
 }
 
 static void worker_main(void *arg) {
@@ -339,6 +373,7 @@ static void worker_main(void *arg) {
 
 static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     memset(w, 0, sizeof *w);
+    w->_epfd = -1;
     w->id = id;
     w->cfg = cfg;
     w->_rbuf = malloc(NET_RBUF_SIZE);
@@ -351,6 +386,12 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     pthread_mutex_init(&w->_mb_lock, NULL);
     pthread_mutex_init(&w->_conns_lock, NULL);
     uv_async_init(&w->loop, &w->_mb_async, on_mailbox);
+    w->_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->_epfd < 0)
+        return -errno;
+    uv_poll_init(&w->loop, &w->_ep_poll, w->_epfd);
+    w->_ep_poll.data = w;
+    uv_poll_start(&w->_ep_poll, UV_READABLE, on_epoll);
     uv_timer_init(&w->loop, &w->_tick);
     uv_check_init(&w->loop, &w->_check);
     uv_prepare_init(&w->loop, &w->_prepare);
@@ -391,6 +432,8 @@ static void worker_free(worker_t *w) {
         log_warn("worker %u: loop still had handles at exit", w->id);
     pthread_mutex_destroy(&w->_mb_lock);
     pthread_mutex_destroy(&w->_conns_lock);
+    if (w->_epfd >= 0)
+        close(w->_epfd);
     while (w->_wq_free) {
         wq_item_t *it = w->_wq_free;
         w->_wq_free = it->next;

@@ -72,6 +72,9 @@ typedef struct worker {
     uv_timer_t _tick;
     uv_check_t _check;
     uv_prepare_t _prepare;
+    int _epfd;          /* the epoll set of this worker's connections */
+    uv_poll_t _ep_poll; /* the loop watches the epoll set as one descriptor */
+    conn_t *_closed;    /* aborted connections, freed after the current loop turn */
     uv_poll_t _listen[2];
     int _listen_fd[2];
     int _listen_count;
