@@ -672,6 +672,29 @@ static void test_app_allowed(void **state) {
     assert_false(config_app_allowed(&c, 101));
 }
 
+/* Booleans (app.roomNotices): the spellings YAML and people use, and nothing else. */
+static void test_bool_keys(void **state) {
+    config_t c;
+    char err[256];
+    config_defaults(&c);
+    assert_true(c.room_notices);
+    static const char *const off[] = {"false", "FALSE", "no", "off", "0"};
+    static const char *const on[] = {"true", "Yes", "ON", "1"};
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        c.room_notices = true;
+        assert_int_equal(config_set(&c, "app.roomNotices", off[i], err, sizeof err), CONFIG_OK);
+        assert_false(c.room_notices);
+    }
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+        c.room_notices = false;
+        assert_int_equal(config_set(&c, "app.roomNotices", on[i], err, sizeof err), CONFIG_OK);
+        assert_true(c.room_notices);
+    }
+    assert_int_equal(config_set(&c, "app.roomNotices", "maybe", err, sizeof err), CONFIG_ERR);
+    assert_non_null(strstr(err, "app.roomNotices"));
+    assert_true(c.room_notices); /* unchanged on error */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -700,6 +723,7 @@ int main(void) {
         cmocka_unit_test(test_app_ids_from_env_and_flag),
         cmocka_unit_test(test_app_ids_invalid),
         cmocka_unit_test(test_app_allowed),
+        cmocka_unit_test(test_bool_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
