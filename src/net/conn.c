@@ -21,7 +21,7 @@
 /* Guard: an idle connection must stay small (DESIGN.md "Per-connection memory"). */
 _Static_assert(sizeof(conn_t) <= 64, "conn_t grew: measure before letting it");
 
-#define WRITEV_MAX 64
+#define WRITEV_MAX 256 /* frames per writev: a 100-message burst to one client is one call */
 
 static const ws_stream_handlers_t ws_handlers;
 static void conn_ws_error(conn_t *c, int err);
