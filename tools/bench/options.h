@@ -1,0 +1,58 @@
+/* Command-line options of imgate-bench: one table of defaults, parsing, validation, --help. */
+#ifndef IMGATE_BENCH_OPTIONS_H
+#define IMGATE_BENCH_OPTIONS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define OPTS_MAX_APPS        16
+#define OPTS_MAX_SERVER_PIDS 8
+#define OPTS_MAX_PROCS       64 /* worker processes */
+#define OPTS_MAX_CLIENTS     1000000
+#define OPTS_MAX_MESSAGES    10000000
+#define OPTS_MAX_PROBES      64
+#define OPTS_MAX_SRC_IPS     250 /* 127.0.0.2 .. 127.0.0.251 */
+#define OPTS_PREFIX_MAX      10  /* userIDs are < 20 bytes: prefix + up to 7 digits + "snd" */
+
+typedef enum { MODE_CONNS, MODE_FANOUT, MODE_DIRECT, MODE_STORM } bench_mode_t;
+typedef enum { TRIG_HTTP, TRIG_HTTP_PIPELINED, TRIG_WS, TRIG_WS_PIPELINED } trigger_kind_t;
+
+typedef struct {
+    char host[64];
+    int ws_port;
+    int http_port;
+    char path[128];
+    bench_mode_t mode;
+    long clients;
+    double rate; /* connects/s over all workers; 0 = as fast as --inflight allows */
+    long messages;
+    long msg_size;
+    trigger_kind_t trigger;
+    long batch; /* requests written at once by the pipelined triggers */
+    uint32_t apps[OPTS_MAX_APPS];
+    int napps;
+    double hold;
+    int procs;
+    int src_ips;
+    double timeout;
+    pid_t server_pids[OPTS_MAX_SERVER_PIDS];
+    int nserver_pids;
+    int probes;
+    double probe_interval_ms;
+    double duration;
+    double drain;
+    double settle;
+    double conn_timeout;
+    int inflight;
+    double heartbeat;
+    int quiet;
+    char user_prefix[OPTS_PREFIX_MAX + 1];
+} opts_t;
+
+/* Fills o from argv (defaults first). Returns 0 to run, 1 after --help, -1 after printing an
+ * error to stderr. */
+int opts_parse(opts_t *o, int argc, char **argv);
+const char *opts_mode_name(bench_mode_t m);
+const char *opts_trigger_name(trigger_kind_t t);
+
+#endif
