@@ -5,7 +5,7 @@
 
 DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
                 libhiredis-dev libssl-dev uthash-dev libyaml-dev libcmocka-dev redis-server \
-                python3 python3-websockets clang libclang-rt-14-dev
+                python3 python3-websockets clang libclang-rt-14-dev chromium fonts-noto-cjk
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build/asan
@@ -18,6 +18,7 @@ deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	  done); \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing missing packages:" $$missing; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
@@ -35,7 +36,11 @@ asan-build: deps
 run: build
 	./$(BUILD)/imgate
 
-test: build asan-build
+# npm packages of the tests (playwright-core, ws), exactly as pinned in package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+test: build asan-build node_modules/.package-lock.json
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
