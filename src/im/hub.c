@@ -37,7 +37,8 @@ typedef struct {
 
 /* Per room (app.appIds index): online users, and the enter/exit notices waiting for the next
  * batched presence push while the room is big (app.noticeBatchAbove). */
-#define NOTICE_NAMES_MAX 500 /* names listed per batch; beyond it only the counts grow */
+#define NOTICE_NAMES_MAX                                                                           \
+    100 /* names per batch (a 2.5 KB frame to every member); beyond, counts only */
 
 typedef struct {
     _Atomic uint32_t online;

@@ -142,10 +142,19 @@ void worker_wq_put(worker_t *w, wq_item_t *it) {
 
 /* ---- flushing: once per loop turn, after all input and mailbox work ---- */
 
+/* HTTP answers go first: an API caller waits for each reply, while a push's receivers only
+ * need theirs soon. */
 void worker_want_flush(worker_t *w, conn_t *c) {
     if (c->_flags & CONN_F_IN_FLUSH_LIST)
         return;
     c->_flags |= CONN_F_IN_FLUSH_LIST;
+    if (c->_state == CONN_HTTP) {
+        c->_flush_next = w->_flush_head;
+        w->_flush_head = c;
+        if (!w->_flush_tail)
+            w->_flush_tail = c;
+        return;
+    }
     c->_flush_next = NULL;
     if (w->_flush_tail)
         w->_flush_tail->_flush_next = c;
@@ -159,32 +168,48 @@ void worker_defer_free(worker_t *w, conn_t *c) {
     w->_closed = c;
 }
 
-/* Writes what this turn queued, then frees what this turn closed: nothing up any call stack
- * holds a connection at this point (Redis's beforeSleep, uSockets' closed list). */
-static void flush_all(worker_t *w) {
+/* Writes queued output, at most FLUSH_BUDGET sockets per loop turn, then frees what was closed:
+ * nothing up any call stack holds a connection at this point (Redis's beforeSleep, uSockets'
+ * closed list). The budget lets new input in between: under a stream of room pushes, frames
+ * that arrive while a socket waits its turn go out in the same writev (more messages per
+ * system call the busier it gets); when idle, everything is written in the same turn. */
+#define FLUSH_BUDGET 256
+
+static void on_idle(uv_idle_t *h) {}
+
+static void flush_some(worker_t *w) {
     conn_t *c;
-    while ((c = w->_flush_head)) {
+    for (int n = 0; n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
         w->_flush_head = c->_flush_next;
         if (!w->_flush_head)
             w->_flush_tail = NULL;
         c->_flags &= (uint8_t)~CONN_F_IN_FLUSH_LIST;
         conn_flush(c);
     }
-    while ((c = w->_closed)) {
-        w->_closed = c->_next;
+    /* A closed connection still in the flush list waits until the list has passed it. */
+    for (conn_t **p = &w->_closed; (c = *p);) {
+        if (c->_flags & CONN_F_IN_FLUSH_LIST) {
+            p = &c->_next;
+            continue;
+        }
+        *p = c->_next;
         free(c);
         w->conn_count--;
     }
+    if (w->_flush_head)
+        uv_idle_start(&w->_idle, on_idle); /* don't block in poll while output waits */
+    else
+        uv_idle_stop(&w->_idle);
     if (w->_stopping && w->conn_count == 0)
         close_handles(w);
 }
 
 static void on_check(uv_check_t *h) {
-    flush_all(h->data);
+    flush_some(h->data);
 }
 
 static void on_prepare(uv_prepare_t *h) {
-    flush_all(h->data);
+    flush_some(h->data);
 }
 
 /* ---- mailbox ---- */
@@ -347,6 +372,7 @@ static void close_handles(worker_t *w) {
     uv_close((uv_handle_t *)&w->_prepare, NULL);
     uv_close((uv_handle_t *)&w->_mb_async, NULL);
     uv_close((uv_handle_t *)&w->_ep_poll, NULL);
+    uv_close((uv_handle_t *)&w->_idle, NULL);
 }
 
 static void shutdown_conn(conn_t *c, void *arg) {
@@ -394,6 +420,7 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     uv_poll_start(&w->_ep_poll, UV_READABLE, on_epoll);
     uv_timer_init(&w->loop, &w->_tick);
     uv_check_init(&w->loop, &w->_check);
+    uv_idle_init(&w->loop, &w->_idle);
     uv_prepare_init(&w->loop, &w->_prepare);
     w->_mb_async.data = w->_tick.data = w->_check.data = w->_prepare.data = w;
     uv_timer_start(&w->_tick, on_tick, 1000, 1000);

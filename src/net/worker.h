@@ -71,6 +71,7 @@ typedef struct worker {
 
     uv_timer_t _tick;
     uv_check_t _check;
+    uv_idle_t _idle; /* active while output waits, so the loop does not block in poll */
     uv_prepare_t _prepare;
     int _epfd;          /* the epoll set of this worker's connections */
     uv_poll_t _ep_poll; /* the loop watches the epoll set as one descriptor */
