@@ -144,6 +144,17 @@ static hub_shard_t *shard_of(const char *key, size_t len) {
     return &g_shards[h % HUB_SHARDS];
 }
 
+/* Locks the shard of (app_id, user) and finds its entry (NULL if absent). The caller unlocks
+ * the returned shard; key/klen receive the registry key. */
+static hub_shard_t *lock_user(uint32_t app_id, const char *user, size_t len,
+                              char key[HUB_KEY_MAX + 1], size_t *klen, hub_user_t **u) {
+    *klen = make_key(key, app_id, user, len);
+    hub_shard_t *sh = shard_of(key, *klen);
+    pthread_mutex_lock(&sh->lock);
+    HASH_FIND(hh, sh->users, key, *klen, *u);
+    return sh;
+}
+
 /* ---- delivery ---- */
 
 typedef struct {
@@ -188,13 +199,11 @@ int hub_send_user(uint32_t app_id, const char *user, size_t len, sbuf_t *frame) 
     if (len > IM_USER_ID_MAX)
         return 0;
     char key[HUB_KEY_MAX + 1];
-    size_t klen = make_key(key, app_id, user, len);
-    hub_shard_t *sh = shard_of(key, klen);
+    size_t klen;
+    hub_user_t *u;
     conn_ref_t local[16], *refs = local;
     uint32_t n = 0;
-    pthread_mutex_lock(&sh->lock);
-    hub_user_t *u;
-    HASH_FIND(hh, sh->users, key, klen, u);
+    hub_shard_t *sh = lock_user(app_id, user, len, key, &klen, &u);
     if (u) {
         n = u->nconns;
         if (n > 16)
@@ -360,11 +369,9 @@ int hub_login(conn_t *c, uint32_t app_id, const char *user, size_t len) {
     if (room < 0 || len == 0 || len > IM_USER_ID_MAX || s->user)
         return -EINVAL;
     char key[HUB_KEY_MAX + 1];
-    size_t klen = make_key(key, app_id, user, len);
-    hub_shard_t *sh = shard_of(key, klen);
-    pthread_mutex_lock(&sh->lock);
+    size_t klen;
     hub_user_t *u;
-    HASH_FIND(hh, sh->users, key, klen, u);
+    hub_shard_t *sh = lock_user(app_id, user, len, key, &klen, &u);
     if (!u) {
         u = calloc(1, sizeof *u);
         if (!u) {
@@ -465,11 +472,9 @@ bool hub_user_online(uint32_t app_id, const char *user, size_t len) {
         return false;
     }
     char key[HUB_KEY_MAX + 1];
-    size_t klen = make_key(key, app_id, user, len);
-    hub_shard_t *sh = shard_of(key, klen);
-    pthread_mutex_lock(&sh->lock);
+    size_t klen;
     hub_user_t *u;
-    HASH_FIND(hh, sh->users, key, klen, u);
+    hub_shard_t *sh = lock_user(app_id, user, len, key, &klen, &u);
     pthread_mutex_unlock(&sh->lock);
     return u != NULL;
 }

@@ -16,12 +16,12 @@ Run: IMGATE_BIN=build/imgate /usr/bin/python3 -m unittest -v test_conformance
 """
 
 import json
-import shutil
 import socket
 import struct
 import time
 import unittest
 
+from imtest import NodeTestCase
 from harness import Node, RawWS
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -58,24 +58,9 @@ def frames(*specs):
     return out
 
 
-class WsCase(unittest.TestCase):
+class WsCase(NodeTestCase):
     """One node for the whole class; every test opens its own connections."""
-
-    node = None
     node_options = {"app.closeTimeout": CLOSE_TIMEOUT}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node(**cls.node_options).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        node, cls.node = cls.node, None
-        code = node.stop()
-        text = node.stderr()
-        shutil.rmtree(node.dir, ignore_errors=True)
-        # Under ASan a leak or error makes the exit code non-zero.
-        assert code == 0, "imgate exit code %r, stderr:\n%s" % (code, text[-4000:])
 
     # ---- connections and raw writes ----
 

@@ -11,11 +11,11 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import socket
 import time
 import unittest
 
+from imtest import NodeTestCase
 from harness import HOST, Node, RawWS, ws_key
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -143,21 +143,8 @@ def ping_frame(seq):
     return RawWS.frame(0x1, json.dumps({"seq": seq, "cmd": "ping"}))
 
 
-class NodeCase(unittest.TestCase):
-    node = None
+class NodeCase(NodeTestCase):
     node_options = {}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node(**cls.node_options).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        node, cls.node = cls.node, None
-        code = node.stop()
-        text = node.stderr()
-        shutil.rmtree(node.dir, ignore_errors=True)
-        assert code == 0, "imgate exit code %r, stderr:\n%s" % (code, text[-4000:])
 
     def open(self, port=None):
         s = socket.create_connection((HOST, port or self.node.ws_port), timeout=WAIT)
