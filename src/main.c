@@ -1,4 +1,5 @@
 /* imgate: start-up and shutdown of one node. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,15 @@ static const net_hooks_t hooks = {
 
 static void on_notice_timer(uv_timer_t *h) {
     hub_flush_notices();
+}
+
+/* Every 2 s: hand memory freed after a burst (queued pushes, a login storm's notices) back to
+ * the kernel. glibc keeps it in each worker thread's arena otherwise, so RSS would stay at the
+ * burst's peak. */
+#define TRIM_INTERVAL_MS 2000
+
+static void on_trim_timer(uv_timer_t *h) {
+    malloc_trim(0);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -96,6 +106,9 @@ int main(int argc, char **argv) {
     uv_timer_init(loop, &notice_timer);
     uv_timer_start(&notice_timer, on_notice_timer, cfg.notice_batch_interval,
                    cfg.notice_batch_interval);
+    uv_timer_t trim_timer;
+    uv_timer_init(loop, &trim_timer);
+    uv_timer_start(&trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
 
     if ((r = net_start(&net)) != 0) {
         log_error("start-up failed: %s", uv_strerror(r));
@@ -111,6 +124,7 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&notice_timer, NULL);
+    uv_close((uv_handle_t *)&trim_timer, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     dedup_free();

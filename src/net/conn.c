@@ -257,7 +257,7 @@ static void close_slow_consumer(conn_t *c) {
     worker_t *w = conn_worker(c);
     STAT_INC(&w->stats, slowConsumers);
     log_debug("closing slow consumer (%u bytes queued)", c->_wq_bytes);
-    c->_flags &= (uint8_t)~CONN_F_SLOW;
+    c->_flags &= (uint16_t)~CONN_F_SLOW;
     if (c->_state != CONN_WS) {
         conn_abort(c);
         return;
@@ -298,7 +298,7 @@ static void set_want_write(conn_t *c, bool on) {
     if (on)
         c->_flags |= CONN_F_WANT_WRITE;
     else
-        c->_flags &= (uint8_t)~CONN_F_WANT_WRITE;
+        c->_flags &= (uint16_t)~CONN_F_WANT_WRITE;
     struct epoll_event ev = {.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN, .data.ptr = c};
     epoll_ctl(conn_worker(c)->_epfd, EPOLL_CTL_MOD, c->_fd, &ev);
 }
@@ -462,7 +462,7 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
         memcpy(copy, rest, rest_len);
     }
     c->_state = CONN_WS;
-    c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+    c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
     c->_deadline = 0;
     w->ws_count++;
     if (w->cfg->hooks->on_ws_open)
@@ -518,7 +518,7 @@ static void http_fail(conn_t *c, int err) {
         wq_push(c, resp);
         sbuf_unref(resp);
     }
-    c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+    c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
     conn_close(c, 0, NULL);
 }
 
@@ -550,7 +550,7 @@ static void http_data(conn_t *c, const uint8_t *p, size_t n) {
             conn_set_timeout(c, w->cfg->handshake_timeout);
         }
     } else {
-        c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+        c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
         conn_set_timeout(c, w->cfg->keepalive_timeout);
     }
 }
@@ -629,7 +629,18 @@ static void ws_data(conn_t *c, uint8_t *p, size_t n) {
         conn_ws_error(c, r);
 }
 
+static void read_input(conn_t *c);
+
+/* Marks c as the connection being answered while its input is handled (see
+ * worker_want_flush). */
 static void on_readable(conn_t *c) {
+    worker_t *w = conn_worker(c);
+    w->_reading = c;
+    read_input(c);
+    w->_reading = NULL;
+}
+
+static void read_input(conn_t *c) {
     worker_t *w = conn_worker(c);
     for (int i = 0; i < 4 && c->_state != CONN_DEAD; i++) {
         ssize_t n = read(conn_fd(c), w->_rbuf, NET_RBUF_SIZE);
@@ -676,7 +687,7 @@ void conn_on_timeout(conn_t *c, uint32_t now) {
                 wq_push(c, resp);
                 sbuf_unref(resp);
             }
-            c->_flags &= (uint8_t)~CONN_F_REQ_PENDING;
+            c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
             c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
             c->_deadline = now + 2; /* if even the 408 can't be written */
         } else if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH) {

@@ -29,18 +29,19 @@ enum {
     CONN_F_WS_PORT = 1u << 0,           /* accepted on the WebSocket port (only /acc is served) */
     CONN_F_CLOSE_AFTER_FLUSH = 1u << 1, /* half-close once the queue is written */
     CONN_F_IN_FLUSH_LIST = 1u << 2,
-    CONN_F_WANT_WRITE = 1u << 3,  /* poll is watching UV_WRITABLE */
-    CONN_F_SLOW = 1u << 4,        /* write queue overflowed: close at the next flush */
-    CONN_F_INPUT_DONE = 1u << 5,  /* peer's close frame seen, or input failed: discard */
-    CONN_F_REQ_PENDING = 1u << 6, /* an HTTP request has started but is not complete */
-    CONN_F_LINGER = 1u << 7,      /* FIN sent; reading until the peer's EOF or timeout */
+    CONN_F_WANT_WRITE = 1u << 3,   /* poll is watching UV_WRITABLE */
+    CONN_F_SLOW = 1u << 4,         /* write queue overflowed: close at the next flush */
+    CONN_F_INPUT_DONE = 1u << 5,   /* peer's close frame seen, or input failed: discard */
+    CONN_F_REQ_PENDING = 1u << 6,  /* an HTTP request has started but is not complete */
+    CONN_F_LINGER = 1u << 7,       /* FIN sent; reading until the peer's EOF or timeout */
+    CONN_F_IN_PRIO_LIST = 1u << 8, /* in the worker's list of replies to flush first */
 };
 
 typedef struct conn {
     int _fd;
     uint8_t _wid;               /* index of the owning worker */
     uint8_t _state;             /* conn_state_t */
-    uint8_t _flags;             /* CONN_F_* */
+    uint16_t _flags;            /* CONN_F_* */
     struct conn *_next, *_prev; /* the worker's list of connections */
     struct conn *_flush_next;   /* the worker's list of connections with output to flush */
     struct wq_item *_wq_tail;   /* circular list of queued output: tail->next is the head */

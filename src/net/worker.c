@@ -142,25 +142,31 @@ void worker_wq_put(worker_t *w, wq_item_t *it) {
 
 /* ---- flushing: once per loop turn, after all input and mailbox work ---- */
 
-/* HTTP answers go first: an API caller waits for each reply, while a push's receivers only
- * need theirs soon. */
+/* Output waits its turn at the tail; but a connection answering its own input (an HTTP reply, a
+ * WebSocket reply, a pong) also joins the priority list, flushed first: a caller waiting for an
+ * answer should not wait behind thousands of push receivers. */
 void worker_want_flush(worker_t *w, conn_t *c) {
-    if (c->_flags & CONN_F_IN_FLUSH_LIST)
-        return;
-    c->_flags |= CONN_F_IN_FLUSH_LIST;
-    if (c->_state == CONN_HTTP) {
-        c->_flush_next = w->_flush_head;
-        w->_flush_head = c;
-        if (!w->_flush_tail)
-            w->_flush_tail = c;
-        return;
+    if (!(c->_flags & CONN_F_IN_FLUSH_LIST)) {
+        c->_flags |= CONN_F_IN_FLUSH_LIST;
+        c->_flush_next = NULL;
+        if (w->_flush_tail)
+            w->_flush_tail->_flush_next = c;
+        else
+            w->_flush_head = c;
+        w->_flush_tail = c;
     }
-    c->_flush_next = NULL;
-    if (w->_flush_tail)
-        w->_flush_tail->_flush_next = c;
-    else
-        w->_flush_head = c;
-    w->_flush_tail = c;
+    if ((c == w->_reading || c->_state == CONN_HTTP) && !(c->_flags & CONN_F_IN_PRIO_LIST)) {
+        if (w->_prio_len == w->_prio_cap) {
+            size_t cap = w->_prio_cap ? w->_prio_cap * 2 : 64;
+            conn_t **p = realloc(w->_prio, cap * sizeof *p);
+            if (!p)
+                return; /* it still goes out in its turn */
+            w->_prio = p;
+            w->_prio_cap = cap;
+        }
+        c->_flags |= CONN_F_IN_PRIO_LIST;
+        w->_prio[w->_prio_len++] = c;
+    }
 }
 
 void worker_defer_free(worker_t *w, conn_t *c) {
@@ -179,16 +185,24 @@ static void on_idle(uv_idle_t *h) {}
 
 static void flush_some(worker_t *w) {
     conn_t *c;
-    for (int n = 0; n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
+    int n = 0;
+    /* conn_flush may add to the list (a close after a reply): index, don't cache the length */
+    for (size_t i = 0; i < w->_prio_len; i++, n++) {
+        c = w->_prio[i];
+        c->_flags &= (uint16_t)~CONN_F_IN_PRIO_LIST;
+        conn_flush(c); /* it stays in the main list; there it finds nothing left to write */
+    }
+    w->_prio_len = 0;
+    for (; n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
         w->_flush_head = c->_flush_next;
         if (!w->_flush_head)
             w->_flush_tail = NULL;
-        c->_flags &= (uint8_t)~CONN_F_IN_FLUSH_LIST;
+        c->_flags &= (uint16_t)~CONN_F_IN_FLUSH_LIST;
         conn_flush(c);
     }
     /* A closed connection still in the flush list waits until the list has passed it. */
     for (conn_t **p = &w->_closed; (c = *p);) {
-        if (c->_flags & CONN_F_IN_FLUSH_LIST) {
+        if (c->_flags & (CONN_F_IN_FLUSH_LIST | CONN_F_IN_PRIO_LIST)) {
             p = &c->_next;
             continue;
         }
@@ -466,6 +480,7 @@ static void worker_free(worker_t *w) {
         w->_wq_free = it->next;
         free(it);
     }
+    free(w->_prio);
     free(w->_slots);
     free(w->_gens);
     free(w->_free_slots);

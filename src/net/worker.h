@@ -84,6 +84,9 @@ typedef struct worker {
     pthread_mutex_t _conns_lock; /* held by the owner to change _conns, by others to read it */
     conn_t *_flush_head;         /* connections with output to write this turn */
     conn_t *_flush_tail;
+    conn_t **_prio; /* connections answering their own input: flushed before pushes */
+    size_t _prio_len, _prio_cap;
+    conn_t *_reading; /* the connection whose input is being handled, if any */
     struct wq_item *_wq_free;
     size_t _wq_free_count;
 
