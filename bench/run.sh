@@ -10,7 +10,10 @@
 # end bench/table.py prints a markdown table of the medians (also saved next to the results).
 #
 # Scenarios (full sizes; --quick: one run, smaller sizes, for a smoke test):
-#   rss          19 000 idle logged-in connections held 3 s; RSS per connection
+#   rss          19 000 idle logged-in connections held 3 s; RSS per connection right after the
+#                connect phase (imgate-bench's rss_per_conn_b) and at the end of the hold (imgate
+#                calls malloc_trim every 2 s, so a 3-s hold always contains a trim >= 1 s after
+#                the connect phase)
 #   connect      10 000 connects + handshakes + logins as fast as possible (rate 0)
 #   connect_i100 the same with 100 set-ups in flight per client process instead of 1000
 #   fanout_http  10 000 receivers x 100 POST /user/sendMessageAll, one after another
@@ -40,9 +43,9 @@ done
 case "$RUNS" in '' | *[!0-9]* | 0) echo "bench/run.sh: --runs wants a positive number" >&2; exit 2 ;; esac
 
 if [ "$QUICK" = 1 ]; then
-    N_RSS=3000 N_CONN=2000 N_FAN=2000 N_MSG=50 N_STORM=3000 STORM_S=3 CHURN_RATE=1000
+    N_RSS=3000 RSS_HOLD=3 N_CONN=2000 N_FAN=2000 N_MSG=50 N_STORM=3000 STORM_S=3 CHURN_RATE=1000
 else
-    N_RSS=19000 N_CONN=10000 N_FAN=10000 N_MSG=100 N_STORM=19000 STORM_S=10 CHURN_RATE=2000
+    N_RSS=19000 RSS_HOLD=3 N_CONN=10000 N_FAN=10000 N_MSG=100 N_STORM=19000 STORM_S=10 CHURN_RATE=2000
 fi
 
 # ---- build and set-up ----
@@ -97,7 +100,7 @@ scenario() {
         # RSS of the started server, then two connections that log in and leave: the first
         # connection of each worker touches its per-worker buffers (~2 MB, once per process);
         # the measured run then sees the cost per connection. Both numbers are reported.
-        extra="cold_rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$SRV_PID/status")"
+        extra="hold_s=$RSS_HOLD cold_rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$SRV_PID/status")"
         bench --mode conns --clients 2 --hold 0 --timeout 30
     fi
     bench "$@"
@@ -122,7 +125,8 @@ for run in $(seq "$RUNS"); do
     # imgate and the baseline alternate inside each run so slow spells of the machine hit both.
     for srv in "imgate false" "imgate true" "baseline -"; do
         read -r kind notices <<<"$srv"
-        scenario "$run" rss "$kind" "$notices" --mode conns --clients "$N_RSS" --hold 3 --timeout 120
+        scenario "$run" rss "$kind" "$notices" --mode conns --clients "$N_RSS" --hold "$RSS_HOLD" \
+            --timeout 120
     done
     for srv in "imgate false" "imgate true" "baseline -"; do
         read -r kind notices <<<"$srv"

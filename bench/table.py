@@ -53,11 +53,18 @@ def cold_rss(r):
     return (end - start) * 1024 / n if None not in (end, start, n) and n else None
 
 
+def end_rss(r):
+    end, start, n = (num(r.get("server_rss_end_kb")), num(r.get("server_rss_start_kb")),
+                     num(r.get("connected")))
+    return (end - start) * 1024 / n if None not in (end, start, n) and n else None
+
+
 def failures(r):
     return sum(num(r.get(k)) or 0 for k in FAILURE_KEYS if not k.startswith("srv_"))
 
 
-DERIVED = {"cpu_per_m": cpu_per_m, "cold_rss": cold_rss, "failures": failures}
+DERIVED = {"cpu_per_m": cpu_per_m, "cold_rss": cold_rss, "end_rss": end_rss,
+           "failures": failures}
 
 
 def value(r, metric):
@@ -80,9 +87,15 @@ def fmt(v, unit):
 
 # (scenario, metric, label, unit, better): better is "high", "low" or None (no ratio).
 METRICS = {
-    "rss": [("rss_per_conn_b", "RSS per idle logged-in connection, B", "int", "low"),
-            ("cold_rss", "  same, incl. the first connection's fixed ~2 MB, B", "int", "low"),
-            ("server_rss_kb", "  server RSS holding them, KiB", "int", "low")],
+    # rss_per_conn_b is sampled right after the connect phase; end_rss at the end of the hold
+    # (after imgate's periodic malloc_trim), both from the same start sample.
+    "rss": [("rss_per_conn_b", "RSS per idle logged-in connection, after the connect phase, B",
+             "int", "low"),
+            ("end_rss", "  same, at the end of the hold, B", "int", "low"),
+            ("cold_rss", "  after the connect phase, incl. the first connection's fixed ~2 MB, B",
+             "int", "low"),
+            ("server_rss_kb", "  server RSS after the connect phase, KiB", "int", "low"),
+            ("server_rss_end_kb", "  server RSS at the end of the hold, KiB", "int", "low")],
     "connect": [("connect_per_s", "connects+handshakes+logins /s", "int", "high"),
                 ("login_p99_us", "  set-up p99, ms", "ms", "low"),
                 ("server_cpu_connect_s", "  server CPU, s", "s", "low"),
@@ -124,7 +137,7 @@ def family(scenario):
 def title(scenario, r):
     c, m = r.get("clients", "?"), r.get("messages", "?")
     return {
-        "rss": "%s idle logged-in, held 3 s" % c,
+        "rss": "%s idle logged-in, held %s s" % (c, r.get("hold_s", "3")),
         "connect": "%s connects+logins, rate 0" % c,
         "connect_i100": "%s connects+logins, --inflight 100" % c,
         "fanout_http": "fan-out %s x %s, sequential POSTs" % (c, m),
