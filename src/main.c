@@ -42,13 +42,34 @@ static void on_notice_timer(uv_timer_t *h) {
     hub_flush_notices();
 }
 
-/* Every 2 s: hand memory freed after a burst (queued pushes, a login storm's notices) back to
- * the kernel. glibc keeps it in each worker thread's arena otherwise, so RSS would stay at the
- * burst's peak. */
+/* Memory freed after a burst (queued pushes, a login storm's notices) stays in each worker
+ * thread's glibc arena, so RSS would stay at the burst's peak. malloc_trim hands it back, but it
+ * holds each arena's lock while it works (up to ~300 ms after big bursts), stalling the workers:
+ * so it runs only once per quiet spell — an interval with less traffic than idle clients make
+ * (a heartbeat per connection every 30 s is 1/15 of the connections per 2-s interval; quiet is
+ * below 1/5, at least 1000 events). */
 #define TRIM_INTERVAL_MS 2000
 
 static void on_trim_timer(uv_timer_t *h) {
-    malloc_trim(0);
+    static uint64_t last;
+    static bool trimmed;
+    uint64_t events = 0, conns = 0;
+    for (int i = 0; i < net_worker_count(); i++) {
+        worker_t *w = net_worker(i);
+        events += STAT_GET(&w->stats, messagesOut) + STAT_GET(&w->stats, messagesIn) +
+                  STAT_GET(&w->stats, connectionsAccepted) + STAT_GET(&w->stats, httpRequests);
+        conns += __atomic_load_n(&w->conn_count, __ATOMIC_RELAXED);
+    }
+    uint64_t quiet = conns / 5 > 1000 ? conns / 5 : 1000;
+    bool busy = events - last >= quiet;
+    last = events;
+    if (busy) {
+        trimmed = false;
+        return;
+    }
+    if (!trimmed)
+        malloc_trim(0);
+    trimmed = true;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {

@@ -15,7 +15,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define ACCEPTS_PER_EVENT 256  /* fairness: a flood of connects can't starve established ones */
+#define ACCEPTS_PER_EVENT 64   /* fairness: a flood of connects can't starve established ones */
 #define WQ_FREE_MAX       4096 /* spare queue items a worker keeps (64 KiB) */
 #define LISTEN_BACKLOG    4096 /* the kernel caps it at net.core.somaxconn */
 
@@ -185,15 +185,16 @@ static void on_idle(uv_idle_t *h) {}
 
 static void flush_some(worker_t *w) {
     conn_t *c;
-    int n = 0;
-    /* conn_flush may add to the list (a close after a reply): index, don't cache the length */
-    for (size_t i = 0; i < w->_prio_len; i++, n++) {
+    /* Replies don't count against the budget: they are bounded by the input read this turn,
+     * and counting them could leave push receivers waiting turn after turn. conn_flush may add
+     * to the list (a close after a reply): index, don't cache the length. */
+    for (size_t i = 0; i < w->_prio_len; i++) {
         c = w->_prio[i];
         c->_flags &= (uint16_t)~CONN_F_IN_PRIO_LIST;
         conn_flush(c); /* it stays in the main list; there it finds nothing left to write */
     }
     w->_prio_len = 0;
-    for (; n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
+    for (int n = 0; n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
         w->_flush_head = c->_flush_next;
         if (!w->_flush_head)
             w->_flush_tail = NULL;
@@ -267,20 +268,17 @@ static void on_mailbox(uv_async_t *h) {
 
 /* ---- connection events ---- */
 
-#define EPOLL_BATCH 256
+#define EPOLL_BATCH 128
 
-/* The epoll set is readable: dispatch what is ready, a few batches at most per loop turn so
- * timers and the mailbox get their turn too (level-triggered: the rest waits, nothing is lost). */
+/* The epoll set is readable: dispatch one batch per loop turn, so that replies, timers and the
+ * mailbox get their turn every few milliseconds even in a login storm (level-triggered: the
+ * rest waits for the next turn, nothing is lost). */
 static void on_epoll(uv_poll_t *h, int status, int events) {
     worker_t *w = h->data;
     struct epoll_event ev[EPOLL_BATCH];
-    for (int round = 0; round < 4; round++) {
-        int n = epoll_wait(w->_epfd, ev, EPOLL_BATCH, 0);
-        for (int i = 0; i < n; i++)
-            conn_on_io(ev[i].data.ptr, ev[i].events);
-        if (n < EPOLL_BATCH)
-            return;
-    }
+    int n = epoll_wait(w->_epfd, ev, EPOLL_BATCH, 0);
+    for (int i = 0; i < n; i++)
+        conn_on_io(ev[i].data.ptr, ev[i].events);
 }
 
 /* ---- accepting ---- */
