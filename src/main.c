@@ -21,21 +21,13 @@ extern char **environ;
 /* idle HTTP keep-alive connections: nginx's default keepalive_timeout */
 #define KEEPALIVE_TIMEOUT_S 75
 
-static void on_worker_start(worker_t *w) {
-    hub_worker_start(w);
-}
-
-static void on_worker_stop(worker_t *w) {
-    hub_worker_stop(w);
-}
-
 static const net_hooks_t hooks = {
     .on_http = api_handle,
     .on_ws_open = router_on_open,
     .on_ws_message = router_on_message,
     .on_ws_close = router_on_close,
-    .on_worker_start = on_worker_start,
-    .on_worker_stop = on_worker_stop,
+    .on_worker_start = hub_worker_start,
+    .on_worker_stop = hub_worker_stop,
 };
 
 static void on_notice_timer(uv_timer_t *h) {

@@ -479,18 +479,25 @@ bool hub_user_online(uint32_t app_id, const char *user, size_t len) {
     return u != NULL;
 }
 
-size_t hub_list_users(uint32_t app_id, buf_t *out) {
+/* Appends a JSON array of the users of room app_id (0 = all rooms); with `keys`, each as
+ * "<appId>_<userId>" as the original's debug list. Returns the count. */
+static size_t list_users(uint32_t app_id, bool keys, buf_t *out) {
     size_t count = 0;
     buf_append_str(out, "[");
     for (int i = 0; i < HUB_SHARDS; i++) {
         hub_shard_t *sh = &g_shards[i];
         pthread_mutex_lock(&sh->lock);
         for (hub_user_t *u = sh->users; u; u = u->hh.next) {
-            if (u->app_id != app_id)
+            if (app_id && u->app_id != app_id)
                 continue;
             if (count++)
                 buf_append_str(out, ",");
-            im_json_escape(out, u->key + 4, (size_t)u->key_len - 4);
+            char key[16 + IM_USER_ID_MAX];
+            int n = keys ? snprintf(key, sizeof key, "%u_%s", u->app_id, u->key + 4) : 0;
+            if (keys)
+                im_json_escape(out, key, (size_t)n);
+            else
+                im_json_escape(out, u->key + 4, (size_t)u->key_len - 4);
         }
         pthread_mutex_unlock(&sh->lock);
     }
@@ -498,21 +505,10 @@ size_t hub_list_users(uint32_t app_id, buf_t *out) {
     return count;
 }
 
+size_t hub_list_users(uint32_t app_id, buf_t *out) {
+    return app_id ? list_users(app_id, false, out) : (buf_append_str(out, "[]"), 0);
+}
+
 size_t hub_list_user_keys(buf_t *out) {
-    size_t count = 0;
-    buf_append_str(out, "[");
-    for (int i = 0; i < HUB_SHARDS; i++) {
-        hub_shard_t *sh = &g_shards[i];
-        pthread_mutex_lock(&sh->lock);
-        for (hub_user_t *u = sh->users; u; u = u->hh.next) {
-            char key[16 + IM_USER_ID_MAX];
-            int n = snprintf(key, sizeof key, "%u_%s", u->app_id, u->key + 4);
-            if (count++)
-                buf_append_str(out, ",");
-            im_json_escape(out, key, (size_t)n);
-        }
-        pthread_mutex_unlock(&sh->lock);
-    }
-    buf_append_str(out, "]");
-    return count;
+    return list_users(0, true, out);
 }
