@@ -147,15 +147,6 @@ static const web_file_t *find(const char *name, size_t len) {
     return NULL;
 }
 
-/* A response to GET, or its head alone to HEAD (same headers, Content-Length of the body). */
-static sbuf_t *build(const http_req_t *req, int status, const char *type, const char *headers,
-                     const void *body, size_t len) {
-    sbuf_t *s = http_resp_build(status, type, headers, body, len, req->keep_alive);
-    if (s && req->method == HTTP_HEAD)
-        s->len -= (uint32_t)len;
-    return s;
-}
-
 static void serve(conn_t *c, const http_req_t *req, const web_file_t *f) {
     size_t il;
     const char *inm = http_req_header(req, "If-None-Match", &il);
@@ -165,15 +156,12 @@ static void serve(conn_t *c, const http_req_t *req, const web_file_t *f) {
         conn_http_reply(c, req, 304, http_resp_build(304, NULL, headers, NULL, 0, req->keep_alive));
         return;
     }
-    conn_http_reply(c, req, 200, build(req, 200, f->type, headers, f->data, f->len));
+    conn_http_reply(c, req, 200,
+                    http_resp_build(200, f->type, headers, f->data, f->len, req->keep_alive));
 }
 
 static void not_found(conn_t *c, const http_req_t *req) {
-    sbuf_t *s = http_resp_error(404, "not found", NULL, req->keep_alive);
-    const uint8_t *end = s ? memmem(s->data, s->len, "\r\n\r\n", 4) : NULL;
-    if (end && req->method == HTTP_HEAD)
-        s->len = (uint32_t)(end - s->data) + 4;
-    conn_http_reply(c, req, 404, s);
+    conn_http_reply(c, req, 404, http_resp_error(404, "not found", NULL, req->keep_alive));
 }
 
 static bool is_page_route(const http_req_t *req) {
@@ -197,7 +185,9 @@ bool web_files_handle(conn_t *c, const http_req_t *req) {
     }
     if (http_span_eq(req, req->path, "/")) {
         /* Relative, so that it stays under the prefix of a reverse proxy that mounts us. */
-        conn_http_reply(c, req, 302, build(req, 302, NULL, "Location: home/index\r\n", NULL, 0));
+        conn_http_reply(
+            c, req, 302,
+            http_resp_build(302, NULL, "Location: home/index\r\n", NULL, 0, req->keep_alive));
         return true;
     }
     if (http_span_eq(req, req->path, "/home/index")) {
@@ -214,8 +204,9 @@ bool web_files_handle(conn_t *c, const http_req_t *req) {
         buf_append(&body, g_config_json.data, g_config_json.len);
         buf_append_str(&body, "}");
         conn_http_reply(c, req, 200,
-                        build(req, 200, "application/json; charset=utf-8",
-                              "Cache-Control: no-cache\r\n", body.data, body.len));
+                        http_resp_build(200, "application/json; charset=utf-8",
+                                        "Cache-Control: no-cache\r\n", body.data, body.len,
+                                        req->keep_alive));
         buf_free(&body);
         return true;
     }

@@ -364,6 +364,8 @@ void conn_flush(conn_t *c) {
 /* ---- HTTP and the upgrade ---- */
 
 static void http_log(conn_t *c, const http_req_t *req, int status, size_t bytes) {
+    if (!log_access_enabled())
+        return; /* spare the getpeername call per request */
     char peer[80];
     conn_peer_name(c, peer, sizeof peer);
     log_access("%s \"%s %.*s HTTP/%u.%u\" %d %zu", peer,
@@ -380,6 +382,11 @@ void conn_http_reply(conn_t *c, const http_req_t *req, int status, sbuf_t *resp)
         conn_close(c, 0, NULL);
         return;
     }
+    /* A HEAD request gets the response's head alone, with the body's Content-Length. */
+    const uint8_t *end =
+        req->method == HTTP_HEAD ? memmem(resp->data, resp->len, "\r\n\r\n", 4) : NULL;
+    if (end)
+        resp->len = (uint32_t)(end - resp->data) + 4;
     http_log(c, req, status, resp->len);
     wq_push(c, resp);
     sbuf_unref(resp);

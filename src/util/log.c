@@ -53,6 +53,10 @@ int log_open_access(const char *path) {
     return 0;
 }
 
+int log_access_enabled(void) {
+    return g_access_fd >= 0;
+}
+
 void log_close_access(void) {
     if (g_access_fd >= 0)
         close(g_access_fd);

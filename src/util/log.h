@@ -11,6 +11,8 @@ log_level_t log_get_level(void);
 /* Opens (appending) the access log; path NULL or "" disables it. Returns 0 or -errno. */
 int log_open_access(const char *path);
 void log_close_access(void);
+/* True if an access log is open (callers can skip formatting when not). */
+int log_access_enabled(void);
 
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One line in the access log (a newline is added). */
