@@ -202,20 +202,11 @@ static im_str_t buf_str(const buf_t *b) {
 
 /* Answers a send route from send_to_user / send_to_room's result. */
 static void reply_send(conn_t *c, const http_req_t *req, int r) {
-    switch (r) {
-    case SEND_DUPLICATE:
-        reply_ok(c, req, "{}", 2);
-        break;
-    case SEND_NOMEM:
+    const char *data = send_result_json(r);
+    if (data)
+        reply_ok(c, req, data, strlen(data));
+    else
         reply_error(c, req, 503, "out of memory", NULL);
-        break;
-    case SEND_DELIVERED:
-        reply_ok(c, req, "{\"sendResults\":true}", 20);
-        break;
-    default:
-        reply_ok(c, req, "{\"sendResults\":false}", 21);
-        break;
-    }
 }
 
 static void post_send_message(conn_t *c, const http_req_t *req) {

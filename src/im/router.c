@@ -53,19 +53,8 @@ static int cmd_heartbeat(conn_t *c, const im_request_t *req, const char **data) 
 /* sendMessage / sendMessageAll over the WebSocket: the HTTP routes' delivery, with `from` the
  * sender's userID (goWebSocket sends only over HTTP; its users asked for this). */
 static int send_reply(int r, const char **data) {
-    switch (r) {
-    case SEND_DUPLICATE:
-        *data = "{}";
-        return IM_OK;
-    case SEND_NOMEM:
-        return IM_SYSTEM_ERROR;
-    case SEND_DELIVERED:
-        *data = "{\"sendResults\":true}";
-        return IM_OK;
-    default:
-        *data = "{\"sendResults\":false}";
-        return IM_OK;
-    }
+    *data = send_result_json(r);
+    return *data ? IM_OK : IM_SYSTEM_ERROR;
 }
 
 /* Checks the common fields; returns 0 or the response code. */

@@ -36,3 +36,16 @@ int send_to_room(uint32_t app_id, im_str_t message, im_str_t msg_id, im_str_t fr
     sbuf_unref(f);
     return r == 0 ? SEND_DELIVERED : SEND_NOMEM;
 }
+
+const char *send_result_json(int result) {
+    switch (result) {
+    case SEND_DUPLICATE:
+        return "{}";
+    case SEND_DELIVERED:
+        return "{\"sendResults\":true}";
+    case SEND_OFFLINE:
+        return "{\"sendResults\":false}";
+    default:
+        return NULL;
+    }
+}

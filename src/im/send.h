@@ -24,4 +24,8 @@ int send_to_user(uint32_t app_id, im_str_t user, im_str_t message, im_str_t msg_
  * SEND_DUPLICATE or SEND_NOMEM. */
 int send_to_room(uint32_t app_id, im_str_t message, im_str_t msg_id, im_str_t from);
 
+/* The reply data of a send for a SEND_* result, shared by the HTTP routes and the WebSocket
+ * commands: {"sendResults":true|false}, {} for a duplicate; NULL for SEND_NOMEM. */
+const char *send_result_json(int result);
+
 #endif
