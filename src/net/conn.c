@@ -164,12 +164,14 @@ static sbuf_t *close_frame(uint16_t code, const char *reason) {
     return control_frame(WS_OP_CLOSE, payload, 2 + rlen);
 }
 
-/* Queues a frame bypassing the write-queue cap (control frames are tiny). */
-static void send_control(conn_t *c, sbuf_t *f) {
-    if (!f)
+/* Queues a buffer the caller owns (its reference passes to the queue), bypassing the
+ * write-queue cap: control frames and HTTP responses are ours, not a push backlog. NULL (out of
+ * memory) queues nothing. */
+static void queue_owned(conn_t *c, sbuf_t *b) {
+    if (!b)
         return;
-    wq_push(c, f);
-    sbuf_unref(f);
+    wq_push(c, b);
+    sbuf_unref(b);
 }
 
 static void notify_ws_close(conn_t *c) {
@@ -187,7 +189,7 @@ void conn_close(conn_t *c, uint16_t code, const char *reason) {
         worker_want_flush(w, c);
         break;
     case CONN_WS:
-        send_control(c, close_frame(code, reason));
+        queue_owned(c, close_frame(code, reason));
         c->_state = CONN_WS_CLOSING;
         conn_set_timeout(c, w->cfg->close_timeout);
         if (c->_flags & CONN_F_INPUT_DONE)
@@ -388,8 +390,7 @@ void conn_http_reply(conn_t *c, const http_req_t *req, int status, sbuf_t *resp)
     if (end)
         resp->len = (uint32_t)(end - resp->data) + 4;
     http_log(c, req, status, resp->len);
-    wq_push(c, resp);
-    sbuf_unref(resp);
+    queue_owned(c, resp);
     if (!req->keep_alive || status >= 500)
         conn_close(c, 0, NULL);
 }
@@ -453,8 +454,7 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
         return;
     }
     STAT_INC(&w->stats, httpRequests);
-    wq_push(c, s);
-    sbuf_unref(s);
+    queue_owned(c, s);
     http_log(c, req, 101, (size_t)n);
 
     size_t rest_len;
@@ -508,6 +508,13 @@ static void handle_request(conn_t *c, const http_req_t *req) {
     w->cfg->hooks->on_http(c, req);
 }
 
+/* A last HTTP response (an error nobody asked for by a valid request), then close. */
+static void final_error(conn_t *c, int status, const char *msg) {
+    queue_owned(c, http_resp_error(status, msg, NULL, false));
+    c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
+    conn_close(c, 0, NULL);
+}
+
 static void http_fail(conn_t *c, int err) {
     int status = err == HTTP_REQ_ERR_TOO_LARGE ? 413
                  : err == HTTP_REQ_ERR_HEADERS ? 431
@@ -520,13 +527,7 @@ static void http_fail(conn_t *c, int err) {
     worker_t *w = conn_worker(c);
     STAT_INC(&w->stats, httpRequests);
     STAT_INC(&w->stats, httpErrors);
-    sbuf_t *resp = http_resp_error(status, msg, NULL, false);
-    if (resp) {
-        wq_push(c, resp);
-        sbuf_unref(resp);
-    }
-    c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
-    conn_close(c, 0, NULL);
+    final_error(c, status, msg);
 }
 
 static void http_data(conn_t *c, const uint8_t *p, size_t n) {
@@ -600,7 +601,7 @@ static int ws_on_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len) {
 static int ws_on_ping(void *ctx, uint8_t *data, size_t len) {
     conn_t *c = ctx;
     if (c->_state == CONN_WS)
-        send_control(c, control_frame(WS_OP_PONG, data, len));
+        queue_owned(c, control_frame(WS_OP_PONG, data, len));
     return 0;
 }
 
@@ -689,13 +690,7 @@ void conn_on_timeout(conn_t *c, uint32_t now) {
     case CONN_HTTP:
         if (c->_flags & CONN_F_REQ_PENDING) {
             STAT_INC(&w->stats, handshakeTimeouts);
-            sbuf_t *resp = http_resp_error(408, "request not completed in time", NULL, false);
-            if (resp) {
-                wq_push(c, resp);
-                sbuf_unref(resp);
-            }
-            c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
-            c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
+            final_error(c, 408, "request not completed in time");
             c->_deadline = now + 2; /* if even the 408 can't be written */
         } else if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH) {
             conn_abort(c);
