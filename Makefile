@@ -5,7 +5,7 @@
 
 DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
                 libhiredis-dev libssl-dev uthash-dev libyaml-dev libcmocka-dev redis-server \
-                python3 python3-websockets clang libclang-rt-14-dev chromium fonts-noto-cjk
+                python3 python3-websockets clang libclang-rt-14-dev chromium fonts-noto-cjk nginx
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build/asan
