@@ -126,6 +126,11 @@ static const config_key_t keys[] = {
     /* 1 M: the file-descriptor limit is the real bound; this only stops runaway growth. */
     NUM("app.maxConnections", max_connections, 1, 100000000, "1000000",
         "connections per node; more are refused"),
+    /* 65 536 tasks (1 MiB of queue at most): a worker runs about a million tasks a second, so
+     * this is ~60 ms of backlog; a room push costs one task per worker, a direct message one per
+     * connection on another worker. Past it a send answers 503 instead of queueing more. */
+    NUM("app.mailboxCapacity", mailbox_capacity, 1, 100000000, "65536",
+        "tasks waiting at most in each worker's (and the cluster loop's) mailbox"),
     /* 12 h: the seed remembers a msgID in Redis for 12 hours. */
     NUM("app.dedupTtl", dedup_ttl, 1, 30 * 86400, "43200",
         "seconds a msgID is remembered for de-duplication"),

@@ -38,6 +38,7 @@ typedef struct {
     uint32_t max_header_bytes;      /* app.maxHeaderBytes: request line + headers */
     uint32_t max_body_bytes;        /* app.maxBodyBytes: HTTP request body */
     uint32_t max_connections;       /* app.maxConnections per node */
+    uint32_t mailbox_capacity;      /* app.mailboxCapacity: tasks per mailbox */
     uint32_t dedup_ttl;             /* app.dedupTtl: seconds a msgID is remembered */
     uint32_t dedup_capacity;        /* app.dedupCapacity: msgIDs remembered at most */
     /* redis.* — accepted; used by the cluster layer */

@@ -99,6 +99,7 @@ int main(int argc, char **argv) {
         .handshake_timeout = cfg.handshake_timeout,
         .close_timeout = cfg.close_timeout,
         .keepalive_timeout = KEEPALIVE_TIMEOUT_S,
+        .mailbox_capacity = cfg.mailbox_capacity,
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,
     };
@@ -133,7 +134,8 @@ int main(int argc, char **argv) {
 
     uv_run(loop, UV_RUN_DEFAULT);
 
-    net_stop();
+    net_drain();
+    net_free();
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&notice_timer, NULL);

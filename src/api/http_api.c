@@ -269,8 +269,14 @@ static void get_system_state(conn_t *c, const http_req_t *req) {
         uint32_t n = __atomic_load_n(&w->conn_count, __ATOMIC_RELAXED);
         uint32_t ws = __atomic_load_n(&w->ws_count, __ATOMIC_RELAXED);
         conns += ws;
-        buf_printf(&workers, "%s{\"id\":%d,\"connections\":%u,\"webSockets\":%u,\"loggedIn\":%u}",
-                   i ? "," : "", i, n, ws, hub_worker_logged_in(w));
+        mailbox_stats_t mb;
+        worker_mailbox_stats(w, &mb);
+        buf_printf(&workers,
+                   "%s{\"id\":%d,\"connections\":%u,\"webSockets\":%u,\"loggedIn\":%u,"
+                   "\"mailbox\":{\"posted\":%llu,\"dropped\":%llu,\"depth\":%u,"
+                   "\"highWater\":%u}}",
+                   i ? "," : "", i, n, ws, hub_worker_logged_in(w), (unsigned long long)mb.posted,
+                   (unsigned long long)mb.dropped, mb.depth, mb.high_water);
     }
     buf_append_str(&workers, "]");
     buf_printf(&data,

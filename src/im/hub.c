@@ -168,7 +168,8 @@ static void deliver_local(worker_t *w, conn_ref_t ref, sbuf_t *frame) {
         conn_send(c, frame);
 }
 
-static void user_task(worker_t *w, void *arg) {
+static void user_task(void *ctx, void *arg) {
+    worker_t *w = ctx;
     user_task_t *t = arg;
     deliver_local(w, t->ref, t->frame);
     sbuf_unref(t->frame);
@@ -245,7 +246,8 @@ static void room_deliver(worker_t *w, const room_task_t *t) {
     }
 }
 
-static void room_task(worker_t *w, void *arg) {
+static void room_task(void *ctx, void *arg) {
+    worker_t *w = ctx;
     room_task_t *t = arg;
     room_deliver(w, t);
     sbuf_unref(t->frame);

@@ -229,41 +229,16 @@ static void on_prepare(uv_prepare_t *h) {
 
 /* ---- mailbox ---- */
 
-int worker_post(worker_t *w, worker_task_fn fn, void *arg) {
-    pthread_mutex_lock(&w->_mb_lock);
-    if (w->_mb_len == w->_mb_cap) {
-        size_t cap = w->_mb_cap ? w->_mb_cap * 2 : 64;
-        worker_task_t *items = realloc(w->_mb_items, cap * sizeof *items);
-        if (!items) {
-            pthread_mutex_unlock(&w->_mb_lock);
-            return -ENOMEM;
-        }
-        w->_mb_items = items;
-        w->_mb_cap = cap;
-    }
-    w->_mb_items[w->_mb_len++] = (worker_task_t){fn, arg};
-    bool wake = w->_mb_len == 1 && !w->_mb_closed;
-    pthread_mutex_unlock(&w->_mb_lock);
-    if (wake)
-        uv_async_send(&w->_mb_async);
-    return 0;
+int worker_post(worker_t *w, mailbox_fn fn, void *arg) {
+    return mailbox_post(&w->_mailbox, fn, arg);
 }
 
-/* Runs every task queued so far. Tasks posted meanwhile wait for the next wake-up. */
-static void run_mailbox(worker_t *w) {
-    pthread_mutex_lock(&w->_mb_lock);
-    worker_task_t *items = w->_mb_items;
-    size_t n = w->_mb_len;
-    w->_mb_items = NULL;
-    w->_mb_len = w->_mb_cap = 0;
-    pthread_mutex_unlock(&w->_mb_lock);
-    for (size_t i = 0; i < n; i++)
-        items[i].fn(w, items[i].arg);
-    free(items);
+void worker_mailbox_stats(worker_t *w, mailbox_stats_t *out) {
+    mailbox_get_stats(&w->_mailbox, out);
 }
 
-static void on_mailbox(uv_async_t *h) {
-    run_mailbox(h->data);
+int worker_post_reply(worker_t *w, mailbox_fn fn, void *arg) {
+    return mailbox_post_always(&w->_mailbox, fn, arg);
 }
 
 /* ---- connection events ---- */
@@ -374,15 +349,13 @@ static void on_tick(uv_timer_t *h) {
 /* ---- start and stop ---- */
 
 static void close_handles(worker_t *w) {
-    if (w->_mb_closed)
+    if (w->_loop_done)
         return;
-    pthread_mutex_lock(&w->_mb_lock);
-    w->_mb_closed = true;
-    pthread_mutex_unlock(&w->_mb_lock);
+    w->_loop_done = true;
+    mailbox_close(&w->_mailbox); /* from here on, posts fail instead of waiting forever */
     uv_close((uv_handle_t *)&w->_tick, NULL);
     uv_close((uv_handle_t *)&w->_check, NULL);
     uv_close((uv_handle_t *)&w->_prepare, NULL);
-    uv_close((uv_handle_t *)&w->_mb_async, NULL);
     uv_close((uv_handle_t *)&w->_ep_poll, NULL);
     uv_close((uv_handle_t *)&w->_idle, NULL);
 }
@@ -391,7 +364,8 @@ static void shutdown_conn(conn_t *c, void *arg) {
     conn_shutdown(c);
 }
 
-static void shutdown_task(worker_t *w, void *arg) {
+static void shutdown_task(void *ctx, void *arg) {
+    worker_t *w = ctx;
     w->_stopping = true;
     for (int i = 0; i < w->_listen_count; i++) {
         uv_close((uv_handle_t *)&w->_listen[i], NULL);
@@ -421,9 +395,10 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     if (r)
         return r;
     w->loop.data = w;
-    pthread_mutex_init(&w->_mb_lock, NULL);
     pthread_mutex_init(&w->_conns_lock, NULL);
-    uv_async_init(&w->loop, &w->_mb_async, on_mailbox);
+    r = mailbox_init(&w->_mailbox, &w->loop, cfg->mailbox_capacity, w);
+    if (r)
+        return r;
     w->_epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->_epfd < 0)
         return -errno;
@@ -434,7 +409,7 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     uv_check_init(&w->loop, &w->_check);
     uv_idle_init(&w->loop, &w->_idle);
     uv_prepare_init(&w->loop, &w->_prepare);
-    w->_mb_async.data = w->_tick.data = w->_check.data = w->_prepare.data = w;
+    w->_tick.data = w->_check.data = w->_prepare.data = w;
     uv_timer_start(&w->_tick, on_tick, 1000, 1000);
     uv_check_start(&w->_check, on_check);
     uv_prepare_start(&w->_prepare, on_prepare);
@@ -456,10 +431,8 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
 
 /* Frees what the worker's loop no longer uses, after its thread ended. */
 static void worker_free(worker_t *w) {
-    /* Tasks posted after the loop ended (e.g. a late broadcast) still own their arguments. */
-    while (w->_mb_len)
-        run_mailbox(w);
-    free(w->_mb_items);
+    /* Tasks queued before the mailbox closed still own their arguments. */
+    mailbox_free(&w->_mailbox);
     if (w->cfg->hooks->on_worker_stop)
         w->cfg->hooks->on_worker_stop(w);
     for (int i = 0; i < w->_listen_count; i++) {
@@ -469,7 +442,6 @@ static void worker_free(worker_t *w) {
     uv_run(&w->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&w->loop) != 0)
         log_warn("worker %u: loop still had handles at exit", w->id);
-    pthread_mutex_destroy(&w->_mb_lock);
     pthread_mutex_destroy(&w->_conns_lock);
     if (w->_epfd >= 0)
         close(w->_epfd);
@@ -520,11 +492,15 @@ err:
     return r;
 }
 
-void net_stop(void) {
+void net_drain(void) {
     for (int i = 0; i < g_worker_count; i++)
-        worker_post(&g_workers[i], shutdown_task, NULL);
+        if (worker_post_reply(&g_workers[i], shutdown_task, NULL) != 0)
+            log_error("worker %d: cannot post its shutdown", i);
     for (int i = 0; i < g_worker_count; i++)
         uv_thread_join(&g_workers[i]._thread);
+}
+
+void net_free(void) {
     for (int i = 0; i < g_worker_count; i++)
         worker_free(&g_workers[i]);
     free(g_workers);

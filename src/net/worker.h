@@ -12,6 +12,7 @@
 #include "net/conn.h"
 #include "net/http_req.h"
 #include "net/stats.h"
+#include "util/mailbox.h"
 
 struct worker;
 
@@ -44,16 +45,10 @@ typedef struct {
     uint32_t handshake_timeout;
     uint32_t close_timeout;
     uint32_t keepalive_timeout; /* idle HTTP keep-alive connections */
+    uint32_t mailbox_capacity;  /* tasks waiting at most in a worker's mailbox */
     size_t conn_ext_size;       /* bytes of upper-layer data after each conn_t */
     const net_hooks_t *hooks;
 } net_config_t;
-
-typedef void (*worker_task_fn)(struct worker *w, void *arg);
-
-typedef struct {
-    worker_task_fn fn;
-    void *arg;
-} worker_task_t;
 
 typedef struct worker {
     uv_loop_t loop;
@@ -62,12 +57,8 @@ typedef struct worker {
     const net_config_t *cfg;
     void *user; /* the upper layer's per-worker state */
 
-    /* mailbox: any thread pushes under the lock; the worker swaps the array out */
-    pthread_mutex_t _mb_lock;
-    worker_task_t *_mb_items;
-    size_t _mb_len, _mb_cap;
-    bool _mb_closed; /* the loop has ended: tasks wait for net_stop to run them */
-    uv_async_t _mb_async;
+    mailbox_t _mailbox; /* other threads' work for this loop; tasks get the worker as ctx */
+    bool _loop_done;    /* handles closed: the loop is ending */
 
     uv_timer_t _tick;
     uv_check_t _check;
@@ -107,18 +98,31 @@ typedef struct worker {
  * is in use), with a message logged. */
 int net_start(const net_config_t *cfg);
 
-/* Stops accepting, closes every WebSocket with 1001, waits for the peers (up to close_timeout),
- * joins the threads and frees everything. */
-void net_stop(void);
+/* Stops accepting, closes every WebSocket with 1001, waits for the peers (up to close_timeout)
+ * and joins the threads. Afterwards worker_post fails with MAILBOX_ERR_CLOSED, so other threads
+ * (the cluster loop) can be stopped safely before net_free. */
+void net_drain(void);
+
+/* Runs what is left in the mailboxes, calls on_worker_stop and frees everything. After
+ * net_drain, once no other thread posts any more. */
+void net_free(void);
 
 int net_worker_count(void);
 worker_t *net_worker(int i);
 /* The worker whose thread is calling, or NULL. */
 worker_t *net_current_worker(void);
 
-/* Runs fn(w, arg) on worker w's thread, soon. Safe from any thread. Returns 0 or -ENOMEM (then
- * fn is not called and arg is the caller's). If called on w's own thread it still defers. */
-int worker_post(worker_t *w, worker_task_fn fn, void *arg);
+/* Runs fn(w, arg) on worker w's thread, soon (ctx is the worker_t). Safe from any thread between
+ * net_start and net_free. Returns 0 or a MAILBOX_ERR_* (full, closed: the worker stopped, or out
+ * of memory); then fn is not called and arg is the caller's. On w's own thread it still defers. */
+int worker_post(worker_t *w, mailbox_fn fn, void *arg);
+
+/* The counters of w's mailbox (any thread). */
+void worker_mailbox_stats(worker_t *w, mailbox_stats_t *out);
+
+/* The same for an answer to a request in flight: not refused for capacity (see
+ * mailbox_post_always). */
+int worker_post_reply(worker_t *w, mailbox_fn fn, void *arg);
 
 /* The live connection named by ref on this worker, or NULL. Only on w's own thread. */
 conn_t *worker_conn(worker_t *w, conn_ref_t ref);
