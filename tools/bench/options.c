@@ -14,7 +14,8 @@ static const char usage[] =
     "\n"
     "Pressure test for imgate (and any server speaking its WebSocket protocol subset: login, "
     "ping,\n"
-    "heartbeat replies; msg pushes from POST /user/sendMessageAll and /user/sendMessage).\n"
+    "heartbeat replies; msg pushes from POST /user/sendMessageAll and /user/sendMessage), or,\n"
+    "with --proto socketio, for a Socket.IO 4 server such as bench/socketio-node.js.\n"
     "Loopback only. Forks --procs worker processes, each holding its share of the connections\n"
     "(a process may hold 20000 descriptors), bound to source addresses 127.0.0.2, .3, ...\n"
     "\n"
@@ -33,9 +34,20 @@ static const char usage[] =
     "\n"
     "options (default):\n"
     "  --host A            server address, 127.x.x.x only (127.0.0.1)\n"
-    "  --ws-port P         WebSocket port (8089)\n"
-    "  --http-port P       HTTP API port (8080)\n"
-    "  --path P            WebSocket path (/acc)\n"
+    "  --ws-port P[,P...]  WebSocket port(s) (8089); with several (the nodes of a cluster),\n"
+    "                      user i connects to the (i mod count)-th\n"
+    "  --http-port P       HTTP API port the messages are posted to: one node (8080)\n"
+    "  --path P            WebSocket path (imgate: /acc, socketio: /socket.io/)\n"
+    "  --proto P           what the clients speak (imgate):\n"
+    "                        imgate    JSON envelopes; login, heartbeat, ping commands\n"
+    "                        socketio  Engine.IO v4 over WebSocket only: the path gets\n"
+    "                                  ?EIO=4&transport=websocket&userID=<user>&appID=<app>;\n"
+    "                                  the server's 0{...} is answered with 40 and its\n"
+    "                                  40{\"sid\":...} counts as the login; its 2 pings get 3\n"
+    "                                  (counted as heartbeats); pushes are "
+    "42[\"msg\",{...\"msg\":\n"
+    "                                  text...}]; probes send 42<id>[\"ping\"] and wait for\n"
+    "                                  its ack. Triggers: http, http-pipelined\n"
     "  --mode M            conns|fanout|direct|storm (conns)\n"
     "  --clients N         connections, one user each (1000)\n"
     "  --rate R            connects/s over all workers in the connect phase, churn ops/s in "
@@ -57,6 +69,12 @@ static const char usage[] =
     "                                        each waiting for its reply (imgate only)\n"
     "                        ws-pipelined    the same, --batch requests at once\n"
     "  --batch B           requests per pipelined write (fanout: all --messages; direct: 100)\n"
+    "  --send-rate R       fanout/direct: messages/s; the trigger sends what is due, at most\n"
+    "                      --batch at once (0: as fast as the trigger goes) (0)\n"
+    "  --target-nodes K[,K...]\n"
+    "                      direct: send only to users connected to these nodes (indexes into\n"
+    "                      --ws-port, from 0), e.g. the posted node's own users or the others'\n"
+    "                      (all)\n"
     "  --app A[,A...]      appIDs; user i logs in to the (i mod count)-th; room messages go to\n"
     "                      the first one and only its users count as receivers (101)\n"
     "  --hold S            conns: seconds to hold the connections (10)\n"
@@ -82,7 +100,8 @@ static const char usage[] =
     "Progress goes to stderr (one updating line a second on a terminal, else a line every 5 s);\n"
     "the summary and, last, one line `RESULT k=v ...` go to stdout. RESULT keys (always all of\n"
     "them, in this order; '-' where the mode does not measure it; times in microseconds):\n"
-    "  mode clients procs src_ips trigger messages msg_size elapsed_s timed_out\n"
+    "  mode proto nodes clients procs src_ips trigger messages msg_size send_rate target_nodes\n"
+    "  elapsed_s timed_out\n"
     "  connected connect_s connect_per_s login_p50_us login_p99_us login_max_us\n"
     "  connect_failures addr_failures timeouts handshake_failures login_failures\n"
     "  closed_by_server protocol_errors heartbeats heartbeat_failures enter_pushes exit_pushes\n"
@@ -114,6 +133,8 @@ static void defaults(opts_t *o) {
     memset(o, 0, sizeof *o);
     snprintf(o->host, sizeof o->host, "127.0.0.1");
     o->ws_port = 8089;
+    o->ws_ports[0] = 8089;
+    o->nnodes = 1;
     o->http_port = 8080;
     snprintf(o->path, sizeof o->path, "/acc");
     o->mode = MODE_CONNS;
@@ -190,6 +211,9 @@ enum {
     O_WS_PORT,
     O_HTTP_PORT,
     O_PATH,
+    O_PROTO,
+    O_SEND_RATE,
+    O_TARGET_NODES,
     O_MODE,
     O_CLIENTS,
     O_RATE,
@@ -222,6 +246,9 @@ static const struct option long_opts[] = {
     {"ws-port", required_argument, NULL, O_WS_PORT},
     {"http-port", required_argument, NULL, O_HTTP_PORT},
     {"path", required_argument, NULL, O_PATH},
+    {"proto", required_argument, NULL, O_PROTO},
+    {"send-rate", required_argument, NULL, O_SEND_RATE},
+    {"target-nodes", required_argument, NULL, O_TARGET_NODES},
     {"mode", required_argument, NULL, O_MODE},
     {"clients", required_argument, NULL, O_CLIENTS},
     {"rate", required_argument, NULL, O_RATE},
@@ -252,6 +279,7 @@ static const struct option long_opts[] = {
 
 static const char *const mode_names[] = {"conns", "fanout", "direct", "storm"};
 static const char *const trigger_names[] = {"http", "http-pipelined", "ws", "ws-pipelined"};
+static const char *const proto_names[] = {"imgate", "socketio"};
 
 const char *opts_mode_name(bench_mode_t m) {
     return mode_names[m];
@@ -261,9 +289,13 @@ const char *opts_trigger_name(trigger_kind_t t) {
     return trigger_names[t];
 }
 
+const char *opts_proto_name(bench_proto_t p) {
+    return proto_names[p];
+}
+
 /* One option's value into o; 0 or -1. */
 static int set_opt(opts_t *o, int c, const char *name, const char *v) {
-    long n, list[OPTS_MAX_APPS];
+    long n, list[OPTS_MAX_APPS > OPTS_MAX_NODES ? OPTS_MAX_APPS : OPTS_MAX_NODES];
     int k;
     switch (c) {
     case O_HOST: {
@@ -274,13 +306,36 @@ static int set_opt(opts_t *o, int c, const char *name, const char *v) {
         return 0;
     }
     case O_WS_PORT:
-        return parse_long(name, v, 1, 65535, &n) ? -1 : (o->ws_port = (int)n, 0);
+        if ((k = parse_list(name, v, 1, 65535, list, OPTS_MAX_NODES)) < 0)
+            return -1;
+        for (int i = 0; i < k; i++)
+            o->ws_ports[i] = (int)list[i];
+        o->nnodes = k;
+        o->ws_port = o->ws_ports[0];
+        return 0;
     case O_HTTP_PORT:
         return parse_long(name, v, 1, 65535, &n) ? -1 : (o->http_port = (int)n, 0);
     case O_PATH:
         if (v[0] != '/' || strlen(v) >= sizeof o->path || strpbrk(v, " \r\n"))
             return bad(name, v, "want a path starting with / (no spaces)");
         snprintf(o->path, sizeof o->path, "%s", v);
+        o->path_set = 1;
+        return 0;
+    case O_PROTO:
+        for (int i = 0; i < 2; i++)
+            if (strcmp(v, proto_names[i]) == 0) {
+                o->proto = (bench_proto_t)i;
+                return 0;
+            }
+        return bad(name, v, "want imgate or socketio");
+    case O_SEND_RATE:
+        return parse_double(name, v, 0, 1e7, &o->send_rate);
+    case O_TARGET_NODES:
+        if ((k = parse_list(name, v, 0, OPTS_MAX_NODES - 1, list, OPTS_MAX_NODES)) < 0)
+            return -1;
+        o->target_nodes = 0;
+        for (int i = 0; i < k; i++)
+            o->target_nodes |= 1u << list[i];
         return 0;
     case O_MODE:
         for (int i = 0; i < 4; i++)
@@ -365,6 +420,20 @@ static int set_opt(opts_t *o, int c, const char *name, const char *v) {
 static int finish(opts_t *o) {
     if ((int)o->trigger < 0)
         o->trigger = o->mode == MODE_DIRECT ? TRIG_HTTP_PIPELINED : TRIG_HTTP;
+    if (o->proto == PROTO_SOCKETIO && !o->path_set)
+        snprintf(o->path, sizeof o->path, "/socket.io/");
+    if (o->proto == PROTO_SOCKETIO && (o->trigger == TRIG_WS || o->trigger == TRIG_WS_PIPELINED)) {
+        fprintf(stderr, "imgate-bench: --proto socketio: the triggers are http and "
+                        "http-pipelined (a Socket.IO server has no sendMessage event)\n");
+        return -1;
+    }
+    if (o->target_nodes >> o->nnodes) {
+        fprintf(stderr,
+                "imgate-bench: --target-nodes: an index is not below the %d node(s) of "
+                "--ws-port\n",
+                o->nnodes);
+        return -1;
+    }
     if (o->probes < 0)
         o->probes = o->mode == MODE_STORM ? 4 : 0;
     if (o->procs == 0)

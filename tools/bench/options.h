@@ -13,15 +13,24 @@
 #define OPTS_MAX_PROBES      64
 #define OPTS_MAX_SRC_IPS     250 /* 127.0.0.2 .. 127.0.0.251 */
 #define OPTS_PREFIX_MAX      10  /* userIDs are < 20 bytes: prefix + up to 7 digits + "snd" */
+#define OPTS_MAX_NODES       16  /* --ws-port list: server nodes the clients are spread over */
 
 typedef enum { MODE_CONNS, MODE_FANOUT, MODE_DIRECT, MODE_STORM } bench_mode_t;
 typedef enum { TRIG_HTTP, TRIG_HTTP_PIPELINED, TRIG_WS, TRIG_WS_PIPELINED } trigger_kind_t;
+/* What the clients speak: imgate's JSON envelopes at /acc, or Engine.IO v4 / Socket.IO (eio.h). */
+typedef enum { PROTO_IMGATE, PROTO_SOCKETIO } bench_proto_t;
 
 typedef struct {
     char host[64];
-    int ws_port;
+    int ws_port; /* the first of ws_ports: the WebSocket trigger's node */
+    int ws_ports[OPTS_MAX_NODES];
+    int nnodes; /* user i connects to ws_ports[i mod nnodes] */
     int http_port;
     char path[128];
+    int path_set; /* --path given: otherwise the protocol's default */
+    bench_proto_t proto;
+    uint32_t target_nodes; /* direct: bit k set = send to users of node k; 0 = all */
+    double send_rate; /* fanout/direct: messages/s the trigger keeps to; 0 = as fast as it can */
     bench_mode_t mode;
     long clients;
     double rate; /* connects/s over all workers; 0 = as fast as --inflight allows */
@@ -54,5 +63,6 @@ typedef struct {
 int opts_parse(opts_t *o, int argc, char **argv);
 const char *opts_mode_name(bench_mode_t m);
 const char *opts_trigger_name(trigger_kind_t t);
+const char *opts_proto_name(bench_proto_t p);
 
 #endif

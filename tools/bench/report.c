@@ -125,8 +125,12 @@ static void summary(const run_t *r, FILE *out) {
     const uint64_t *c = r->cnt;
     fprintf(out, "imgate-bench %s: %ld clients, %d worker processes, %d source addresses",
             opts_mode_name(o->mode), o->clients, r->nclient_workers, o->src_ips);
+    if (o->proto != PROTO_IMGATE || o->nnodes > 1)
+        fprintf(out, ", %s protocol, %d node(s)", opts_proto_name(o->proto), o->nnodes);
     if (delivery_mode(o))
         fprintf(out, ", %ld messages via %s", o->messages, opts_trigger_name(o->trigger));
+    if (delivery_mode(o) && o->send_rate > 0)
+        fprintf(out, " at %.0f/s", o->send_rate);
     fprintf(out, "%s%s\n", r->timed_out ? " [TIMED OUT]" : "",
             r->interrupted ? " [INTERRUPTED]" : "");
     double cs = secs(r->t_connected - r->t_connect);
@@ -218,6 +222,8 @@ void report_print(const run_t *r, FILE *out) {
         summary(r, out);
     kv_t k = {.n = 0};
     kv(&k, "mode", "%s", opts_mode_name(o->mode));
+    kv(&k, "proto", "%s", opts_proto_name(o->proto));
+    kv(&k, "nodes", "%d", o->nnodes);
     kv(&k, "clients", "%ld", o->clients);
     kv(&k, "procs", "%d", r->nclient_workers);
     kv(&k, "src_ips", "%d", o->src_ips);
@@ -226,10 +232,23 @@ void report_print(const run_t *r, FILE *out) {
         kv(&k, "trigger", "%s", opts_trigger_name(o->trigger));
         kv(&k, "messages", "%ld", o->messages);
         kv(&k, "msg_size", "%ld", o->msg_size);
+        kv(&k, "send_rate", "%g", o->send_rate);
     } else {
         kv_na(&k, "trigger");
         kv_na(&k, "messages");
         kv_na(&k, "msg_size");
+        kv_na(&k, "send_rate");
+    }
+    if (o->mode == MODE_DIRECT && o->target_nodes) {
+        char list[OPTS_MAX_NODES * 3 + 1];
+        size_t n = 0;
+        list[0] = '\0';
+        for (int i = 0; i < o->nnodes; i++)
+            if (o->target_nodes & (1u << i))
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%d", n ? "," : "", i);
+        kv(&k, "target_nodes", "%s", list);
+    } else {
+        kv(&k, "target_nodes", "%s", o->mode == MODE_DIRECT ? "all" : "-");
     }
     kv(&k, "elapsed_s", "%.2f", secs(r->t_end - r->t_start));
     kv(&k, "timed_out", "%d", r->timed_out);

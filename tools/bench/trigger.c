@@ -234,14 +234,35 @@ static int tc_open(tconn_t *t) {
     return r;
 }
 
-/* The users direct messages go to: those logged in when the trigger starts. */
-static long *logged_users(const shared_t *sh, long *n) {
+/* The users direct messages go to: those logged in when the trigger starts, and with
+ * --target-nodes only those on the nodes named (user i is on node i mod nnodes). */
+static long *logged_users(const opts_t *o, const shared_t *sh, long *n) {
     long *u = malloc(sizeof(long) * (size_t)(sh->nusers ? sh->nusers : 1));
     *n = 0;
     for (long i = 0; u && i < sh->nusers; i++)
-        if (atomic_load_explicit(&sh->logged[i], memory_order_relaxed))
+        if (atomic_load_explicit(&sh->logged[i], memory_order_relaxed) &&
+            (!o->target_nodes || (o->target_nodes >> (i % o->nnodes) & 1)))
             u[(*n)++] = i;
     return u;
+}
+
+/* --send-rate: how many of the next `batch` messages (from index i) are due, sleeping until at
+ * least one is, so that message i goes out at t0 + i / rate. 0 if the run must stop. */
+static long paced(const tconn_t *t, int64_t t0, long i, long batch) {
+    double rate = t->o->send_rate;
+    for (;;) {
+        if (*t->stop || now_ns() >= t->deadline)
+            return 0;
+        int64_t now = now_ns();
+        long due = (long)((double)(now - t0) * rate / 1e9) + 1 - i;
+        if (due > 0)
+            return due < batch ? due : batch;
+        int64_t wait = t0 + (int64_t)((double)i * 1e9 / rate) - now;
+        if (wait > 0) {
+            struct timespec ts = {.tv_sec = wait / NS_PER_S, .tv_nsec = wait % NS_PER_S};
+            nanosleep(&ts, NULL);
+        }
+    }
 }
 
 typedef struct {
@@ -324,7 +345,7 @@ int trigger_run(const opts_t *o, shared_t *sh, int64_t deadline, volatile sig_at
     snprintf(nonce, sizeof nonce, "%llx",
              (unsigned long long)(now_ns() ^ ((int64_t)getpid() << 40)));
     if (o->mode == MODE_DIRECT) {
-        users = logged_users(sh, &nusers);
+        users = logged_users(o, sh, &nusers);
         if (!users || nusers == 0) {
             free(users);
             set_error(r, "no user is logged in");
@@ -334,8 +355,14 @@ int trigger_run(const opts_t *o, shared_t *sh, int64_t deadline, volatile sig_at
     int rc = tc_open(&t);
     buf_t out = {0};
     long i = 0;
+    int64_t t0 = now_ns();
     while (rc == 0 && i < o->messages) {
         long k = o->messages - i < batch ? o->messages - i : batch;
+        if (o->send_rate > 0 && (k = paced(&t, t0, i, k)) == 0) {
+            set_error(r, *stop ? "interrupted" : "timeout while pacing");
+            rc = -1;
+            break;
+        }
         out.len = 0;
         for (long j = 0; j < k; j++)
             if (append_request(&t, &out, i + j, nonce, users, nusers, &rng) != 0) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "eio.h"
 #include "msgbody.h"
 #include "scan.h"
 #include "wsc.h"
@@ -28,7 +29,8 @@ typedef enum {
     ST_IDLE,       /* no socket: not connected yet, failed, or closed */
     ST_CONNECTING, /* TCP connect in progress */
     ST_UPGRADING,  /* upgrade request sent */
-    ST_LOGIN,      /* login sent */
+    ST_OPENING,    /* socketio: upgraded, waiting for the Engine.IO open packet */
+    ST_LOGIN,      /* login sent (socketio: the namespace connect 40) */
     ST_READY,      /* logged in (probes: upgraded) */
     ST_CLOSING,    /* our close frame sent; waiting for the server's EOF */
 } conn_state_t;
@@ -80,10 +82,8 @@ typedef struct {
     uint64_t rng;
     int debug;         /* IMGATE_BENCH_DEBUG set: print pushes that are not where they belong */
     uint32_t src_base; /* 127.0.0.2 in host order */
-    struct sockaddr_in dst;
-    char upgrade[512];
-    int upgrade_len;
-    char host_port[96];
+    struct sockaddr_in dst[OPTS_MAX_NODES]; /* user i connects to dst[i mod nnodes] */
+    char host_port[OPTS_MAX_NODES][80];     /* their Host headers */
 } worker_t;
 
 static uint64_t rnd(worker_t *w) { /* xorshift64 */
@@ -266,7 +266,8 @@ static void start_connect(worker_t *w, long slot, setup_t why) {
     }
     c->pollout = 1;
     c->state = ST_CONNECTING;
-    if (connect(c->fd, (struct sockaddr *)&w->dst, sizeof w->dst) != 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *dst = &w->dst[user % w->o->nnodes];
+    if (connect(c->fd, (const struct sockaddr *)dst, sizeof *dst) != 0 && errno != EINPROGRESS) {
         w->st->last_errno = errno;
         fail(w, slot,
              errno == EADDRNOTAVAIL || errno == EADDRINUSE ? CNT_FAIL_ADDR : CNT_FAIL_CONNECT);
@@ -285,7 +286,23 @@ static void on_connected(worker_t *w, long slot) {
     }
     c->state = ST_UPGRADING;
     set_events(w, slot, 0);
-    if (conn_send(w, slot, w->upgrade, (size_t)w->upgrade_len) != 0)
+    /* imgate: the path as given. socketio: the Engine.IO query, with the user and its room for
+     * client connections (the peer joins them on connect); probes join nothing. */
+    const opts_t *o = w->o;
+    long user = user_of(w, slot);
+    char path[256], uid[32], req[512];
+    const char *target = o->path;
+    if (o->proto == PROTO_SOCKETIO) {
+        snprintf(uid, sizeof uid, "%s%ld", o->user_prefix, user);
+        if (eio_path(path, sizeof path, o->path, w->spec.probe ? NULL : uid,
+                     o->apps[user % o->napps]) < 0) {
+            fail(w, slot, CNT_FAIL_HANDSHAKE);
+            return;
+        }
+        target = path;
+    }
+    int n = wsc_upgrade_request(req, sizeof req, w->host_port[user % o->nnodes], target);
+    if (n < 0 || conn_send(w, slot, req, (size_t)n) != 0)
         fail(w, slot, CNT_FAIL_CONNECT);
 }
 
@@ -311,7 +328,9 @@ static void became_ready(worker_t *w, long slot) {
     } else {
         if (c->setup == SETUP_INITIAL)
             hist_add(&w->st->hist[H_LOGIN], now - c->t_start);
-        c->next_timer = now + (int64_t)(w->o->heartbeat * 1e9);
+        /* socketio: no heartbeats of ours; the server pings, we answer (on_message_sio) */
+        c->next_timer =
+            w->o->proto == PROTO_SOCKETIO ? INT64_MAX : now + (int64_t)(w->o->heartbeat * 1e9);
         cnt_add(w->st, CNT_LOGGED_IN, 1);
         cnt_add(w->st, CNT_OPEN, 1);
         atomic_store_explicit(&w->sh->logged[user_of(w, slot)], 1, memory_order_relaxed);
@@ -358,8 +377,19 @@ static void on_push_msg(worker_t *w, long slot, const char *p, size_t n) {
     atomic_store_explicit(&w->st->last_delivery_ns, now, memory_order_relaxed);
 }
 
-/* One text message from the server: a push or a reply to login/heartbeat/ping. */
-static void on_message(worker_t *w, long slot, const char *p, size_t n) {
+/* The probe's ping round trip ended (imgate: the ping reply; socketio: the ack). */
+static void probe_pong(worker_t *w, long slot) {
+    bconn_t *c = &w->conns[slot];
+    int64_t now = now_ns();
+    int h = c->ping_phase >= PHASE_RUN ? H_PING_RUN : H_PING_CONNECT;
+    hist_add(&w->st->hist[h], now - c->t_start);
+    cnt_add(w->st, CNT_PINGS, 1);
+    c->t_start = 0;
+    c->next_timer = now + (int64_t)(w->o->probe_interval_ms * 1e6);
+}
+
+/* One text message from imgate: a push or a reply to login/heartbeat/ping. */
+static void on_message_imgate(worker_t *w, long slot, const char *p, size_t n) {
     bconn_t *c = &w->conns[slot];
     const char *cmd;
     int cl = scan_str(p, n, "cmd", &cmd);
@@ -387,15 +417,77 @@ static void on_message(worker_t *w, long slot, const char *p, size_t n) {
         scan_int(p, n, "code", &code);
         cnt_add(w->st, code == 200 ? CNT_HEARTBEATS : CNT_HEARTBEAT_FAIL, 1);
     } else if (scan_eq(cmd, cl, "ping") && w->spec.probe && c->t_start) {
-        int64_t now = now_ns();
-        int h = c->ping_phase >= PHASE_RUN ? H_PING_RUN : H_PING_CONNECT;
-        hist_add(&w->st->hist[h], now - c->t_start);
-        cnt_add(w->st, CNT_PINGS, 1);
-        c->t_start = 0;
-        c->next_timer = now + (int64_t)(w->o->probe_interval_ms * 1e6);
+        probe_pong(w, slot);
     } else if (!scan_eq(cmd, cl, "login") && !scan_eq(cmd, cl, "ping")) {
         cnt_add(w->st, CNT_PUSH_OTHER, 1);
     }
+}
+
+/* One Engine.IO packet from a Socket.IO server (see eio.h): the handshake's open and connect,
+ * pings, events (msg pushes count exactly as imgate's), the probes' acks. */
+static void on_message_sio(worker_t *w, long slot, const char *p, size_t n) {
+    bconn_t *c = &w->conns[slot];
+    eio_packet_t pk;
+    switch (eio_parse(p, n, &pk)) {
+    case EIO_OPEN:
+        if (c->state != ST_OPENING) {
+            cnt_add(w->st, CNT_FAIL_PROTO, 1);
+            return;
+        }
+        c->state = ST_LOGIN;
+        if (send_text(w, slot, "40") != 0)
+            fail(w, slot, CNT_FAIL_CLOSED);
+        return;
+    case EIO_PING: /* the server's heartbeat: a pong within pingTimeout, or it closes us */
+        if (send_text(w, slot, "3") != 0) {
+            fail(w, slot, CNT_FAIL_CLOSED);
+            return;
+        }
+        if (!w->spec.probe && c->state == ST_READY)
+            cnt_add(w->st, CNT_HEARTBEATS, 1);
+        return;
+    case SIO_CONNECT:
+        if (c->state == ST_LOGIN && pk.main_nsp)
+            became_ready(w, slot);
+        else
+            cnt_add(w->st, CNT_FAIL_PROTO, 1);
+        return;
+    case SIO_CONNECT_ERROR:
+        fail(w, slot, c->state == ST_LOGIN ? CNT_FAIL_LOGIN : CNT_FAIL_CLOSED);
+        return;
+    case EIO_CLOSE:
+    case SIO_DISCONNECT:
+        fail(w, slot, CNT_FAIL_CLOSED);
+        return;
+    case SIO_EVENT:
+        if (scan_eq(pk.name, pk.name_len, "msg") && !w->spec.probe)
+            on_push_msg(w, slot, pk.data, pk.data_len);
+        else if (scan_eq(pk.name, pk.name_len, "enter"))
+            cnt_add(w->st, CNT_PUSH_ENTER, 1);
+        else if (scan_eq(pk.name, pk.name_len, "exit"))
+            cnt_add(w->st, CNT_PUSH_EXIT, 1);
+        else
+            cnt_add(w->st, CNT_PUSH_OTHER, 1);
+        return;
+    case SIO_ACK:
+        if (w->spec.probe && c->t_start)
+            probe_pong(w, slot);
+        return;
+    case EIO_PONG:
+    case EIO_OTHER:
+        return;
+    case EIO_BAD:
+    case SIO_BINARY:
+        cnt_add(w->st, CNT_FAIL_PROTO, 1);
+        return;
+    }
+}
+
+static void on_message(worker_t *w, long slot, const char *p, size_t n) {
+    if (w->o->proto == PROTO_SOCKETIO)
+        on_message_sio(w, slot, p, n);
+    else
+        on_message_imgate(w, slot, p, n);
 }
 
 /* One frame; returns -1 if the connection was dropped. */
@@ -446,7 +538,9 @@ static long parse_input(worker_t *w, long slot, const uint8_t *p, size_t n) {
             return -1;
         }
         off = (size_t)k;
-        if (w->spec.probe)
+        if (w->o->proto == PROTO_SOCKETIO)
+            c->state = ST_OPENING; /* the server speaks first */
+        else if (w->spec.probe)
             became_ready(w, slot);
         else
             send_login(w, slot);
@@ -619,12 +713,15 @@ static void scan_timers(worker_t *w, int64_t now) {
         }
         if (c->state != ST_READY || now < c->next_timer)
             continue;
+        int sio = w->o->proto == PROTO_SOCKETIO;
         if (w->spec.probe) {
             if (c->t_start || w->phase < PHASE_CONNECT)
                 continue;
             c->t_start = now;
             c->ping_phase = (uint8_t)w->phase;
-            if (send_text(w, s, "{\"seq\":\"p\",\"cmd\":\"ping\",\"data\":{}}") != 0)
+            if (send_text(w, s,
+                          sio ? "420[\"ping\"]" : "{\"seq\":\"p\",\"cmd\":\"ping\",\"data\":{}}") !=
+                0)
                 fail(w, s, CNT_FAIL_CLOSED);
         } else {
             c->next_timer = now + (int64_t)(w->o->heartbeat * 1e9);
@@ -659,14 +756,15 @@ static int setup(worker_t *w, const opts_t *o, shared_t *sh, const worker_spec_t
         w->connect_rate = w->rate;
     w->src_base = 0x7F000002; /* 127.0.0.2 */
     w->debug = getenv("IMGATE_BENCH_DEBUG") != NULL;
-    w->dst.sin_family = AF_INET;
-    w->dst.sin_port = htons((uint16_t)o->ws_port);
-    inet_pton(AF_INET, o->host, &w->dst.sin_addr);
-    snprintf(w->host_port, sizeof w->host_port, "%s:%d", o->host, o->ws_port);
-    w->upgrade_len = wsc_upgrade_request(w->upgrade, sizeof w->upgrade, w->host_port, o->path);
+    for (int i = 0; i < o->nnodes; i++) {
+        w->dst[i].sin_family = AF_INET;
+        w->dst[i].sin_port = htons((uint16_t)o->ws_ports[i]);
+        inet_pton(AF_INET, o->host, &w->dst[i].sin_addr);
+        snprintf(w->host_port[i], sizeof w->host_port[i], "%s:%d", o->host, o->ws_ports[i]);
+    }
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->conns = calloc((size_t)(spec->count ? spec->count : 1), sizeof(bconn_t));
-    if (w->epfd < 0 || !w->conns || w->upgrade_len < 0 || grow_buf(w, 2 * READ_CHUNK) != 0)
+    if (w->epfd < 0 || !w->conns || grow_buf(w, 2 * READ_CHUNK) != 0)
         return -1;
     /* Before the run phase: the parent starts sending as soon as it has set it. */
     if (o->mode == MODE_DIRECT && !spec->probe &&
