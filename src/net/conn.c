@@ -25,6 +25,9 @@ _Static_assert(sizeof(conn_t) <= 64, "conn_t grew: measure before letting it");
 
 static const ws_stream_handlers_t ws_handlers;
 static void conn_ws_error(conn_t *c, int err);
+static void update_events(conn_t *c);
+static void http_process(conn_t *c, int r);
+static void final_error(conn_t *c, int status, const char *msg);
 
 static int conn_fd(const conn_t *c) {
     return c->_fd;
@@ -191,6 +194,11 @@ void conn_close(conn_t *c, uint16_t code, const char *reason) {
     case CONN_WS:
         queue_owned(c, close_frame(code, reason));
         c->_state = CONN_WS_CLOSING;
+        if (c->_flags & CONN_F_PAUSED) {
+            /* The awaited answer is moot now; read on to find the peer's close frame. */
+            c->_flags &= (uint16_t)~CONN_F_PAUSED;
+            update_events(c);
+        }
         conn_set_timeout(c, w->cfg->close_timeout);
         if (c->_flags & CONN_F_INPUT_DONE)
             c->_flags |= CONN_F_CLOSE_AFTER_FLUSH;
@@ -209,11 +217,8 @@ void conn_abort(conn_t *c) {
     __atomic_store_n(&c->_state, CONN_DEAD, __ATOMIC_RELAXED);
     if (prev == CONN_WS)
         notify_ws_close(c);
-    if (prev == CONN_HTTP)
-        http_reader_free(c->_http);
-    else
-        ws_stream_free(&c->_ws);
-    c->_http = NULL;
+    /* The HTTP reader or the WebSocket spill may hold the request or message a handler up the
+     * stack is looking at: they go with the connection, in conn_free. */
     worker_slot_free(w, c);
     pthread_mutex_lock(&w->_conns_lock);
     if (c->_prev)
@@ -245,8 +250,19 @@ void conn_abort(conn_t *c) {
     worker_defer_free(w, c);
 }
 
+void conn_free(conn_t *c) {
+    if (c->_flags & CONN_F_WS_INPUT)
+        ws_stream_free(&c->_ws);
+    else
+        http_reader_free(c->_http);
+    free(c);
+}
+
 void conn_shutdown(conn_t *c) {
-    if (c->_state == CONN_WS)
+    if (c->_state == CONN_HTTP && (c->_flags & CONN_F_PAUSED)) {
+        c->_flags &= (uint16_t)~CONN_F_PAUSED; /* a late answer is dropped */
+        final_error(c, 503, "server shutting down");
+    } else if (c->_state == CONN_WS)
         conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
     else if (c->_state == CONN_HTTP && !(c->_flags & CONN_F_REQ_PENDING) && !c->_wq_tail)
         conn_abort(c);
@@ -294,6 +310,17 @@ static void linger(conn_t *c) {
     conn_set_timeout(c, w->cfg->close_timeout);
 }
 
+/* Tells epoll what c waits for: input unless paused, output while the socket is full. */
+static void update_events(conn_t *c) {
+    if (c->_fd < 0)
+        return;
+    uint32_t events = (c->_flags & CONN_F_PAUSED) ? 0 : EPOLLIN;
+    if (c->_flags & CONN_F_WANT_WRITE)
+        events |= EPOLLOUT;
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    epoll_ctl(conn_worker(c)->_epfd, EPOLL_CTL_MOD, c->_fd, &ev);
+}
+
 static void set_want_write(conn_t *c, bool on) {
     if (on == !!(c->_flags & CONN_F_WANT_WRITE))
         return;
@@ -301,8 +328,7 @@ static void set_want_write(conn_t *c, bool on) {
         c->_flags |= CONN_F_WANT_WRITE;
     else
         c->_flags &= (uint16_t)~CONN_F_WANT_WRITE;
-    struct epoll_event ev = {.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN, .data.ptr = c};
-    epoll_ctl(conn_worker(c)->_epfd, EPOLL_CTL_MOD, c->_fd, &ev);
+    update_events(c);
 }
 
 /* Writes as much of the queue as the socket takes, with writev. */
@@ -478,6 +504,7 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
     http_reader_free(c->_http);
     c->_http = NULL;
     c->_ws._spill = NULL;
+    c->_flags |= CONN_F_WS_INPUT;
     if (copy && c->_state == CONN_WS) {
         int r = ws_stream_feed(&c->_ws, copy, rest_len, w->cfg->max_message_size, &ws_handlers, c);
         if (r < 0)
@@ -541,10 +568,16 @@ static void http_data(conn_t *c, const uint8_t *p, size_t n) {
             return;
         }
     }
-    int r = http_reader_feed(c->_http, p, n);
+    http_process(c, http_reader_feed(c->_http, p, n));
+}
+
+/* Handles the complete requests in the reader, in order, until one is deferred or the input
+ * runs out; r is the reader's last result. */
+static void http_process(conn_t *c, int r) {
+    worker_t *w = conn_worker(c);
     while (r == HTTP_REQ_READY && c->_state == CONN_HTTP) {
         handle_request(c, &c->_http->req);
-        if (c->_state != CONN_HTTP || (c->_flags & CONN_F_CLOSE_AFTER_FLUSH))
+        if (c->_state != CONN_HTTP || (c->_flags & (CONN_F_CLOSE_AFTER_FLUSH | CONN_F_PAUSED)))
             return;
         r = http_reader_next(c->_http);
     }
@@ -561,6 +594,41 @@ static void http_data(conn_t *c, const uint8_t *p, size_t n) {
         c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
         conn_set_timeout(c, w->cfg->keepalive_timeout);
     }
+}
+
+/* ---- answers that come later ---- */
+
+void conn_defer(conn_t *c) {
+    if (c->_flags & CONN_F_PAUSED)
+        return;
+    c->_flags |= CONN_F_PAUSED;
+    update_events(c);
+    if (c->_state == CONN_HTTP)
+        conn_set_timeout(c, conn_worker(c)->cfg->handshake_timeout);
+}
+
+void conn_resume(conn_t *c) {
+    if (!(c->_flags & CONN_F_PAUSED))
+        return;
+    worker_t *w = conn_worker(c);
+    c->_flags &= (uint16_t)~CONN_F_PAUSED;
+    update_events(c);
+    if (w->_reading == c)
+        return; /* answered at once: the input loop that deferred goes on by itself */
+    conn_t *outer = w->_reading;
+    w->_reading = c;
+    if (c->_state == CONN_HTTP && c->_http && !(c->_flags & CONN_F_CLOSE_AFTER_FLUSH)) {
+        http_process(c, http_reader_next(c->_http));
+    } else if (c->_state == CONN_WS && !(c->_flags & CONN_F_INPUT_DONE)) {
+        int r = ws_stream_resume(&c->_ws, w->cfg->max_message_size, &ws_handlers, c);
+        if (r < 0)
+            conn_ws_error(c, r);
+    }
+    w->_reading = outer;
+}
+
+const http_req_t *conn_http_request(const conn_t *c) {
+    return c->_state == CONN_HTTP && c->_http ? &c->_http->req : NULL;
 }
 
 /* ---- WebSocket input ---- */
@@ -595,7 +663,9 @@ static int ws_on_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len) {
     worker_t *w = conn_worker(c);
     STAT_INC(&w->stats, messagesIn);
     w->cfg->hooks->on_ws_message(c, data, len, opcode == WS_OP_BINARY);
-    return c->_state != CONN_WS;
+    if (c->_state != CONN_WS)
+        return 1;
+    return (c->_flags & CONN_F_PAUSED) ? WS_HANDLER_PAUSE : 0;
 }
 
 static int ws_on_ping(void *ctx, uint8_t *data, size_t len) {
@@ -632,7 +702,13 @@ static void ws_data(conn_t *c, uint8_t *p, size_t n) {
     worker_t *w = conn_worker(c);
     if (c->_flags & CONN_F_INPUT_DONE)
         return;
-    int r = ws_stream_feed(&c->_ws, p, n, w->cfg->max_message_size, &ws_handlers, c);
+    int r = 0;
+    if (c->_ws._spill && !(c->_flags & CONN_F_PAUSED)) {
+        /* Input held by a pause that conn_close ended: it comes before the new bytes. */
+        r = ws_stream_resume(&c->_ws, w->cfg->max_message_size, &ws_handlers, c);
+    }
+    if (r == 0 && !(c->_flags & CONN_F_INPUT_DONE))
+        r = ws_stream_feed(&c->_ws, p, n, w->cfg->max_message_size, &ws_handlers, c);
     if (r < 0)
         conn_ws_error(c, r);
 }
@@ -650,7 +726,7 @@ static void on_readable(conn_t *c) {
 
 static void read_input(conn_t *c) {
     worker_t *w = conn_worker(c);
-    for (int i = 0; i < 4 && c->_state != CONN_DEAD; i++) {
+    for (int i = 0; i < 4 && c->_state != CONN_DEAD && !(c->_flags & CONN_F_PAUSED); i++) {
         ssize_t n = read(conn_fd(c), w->_rbuf, NET_RBUF_SIZE);
         if (n > 0) {
             if (c->_state == CONN_HTTP)
@@ -673,10 +749,15 @@ static void read_input(conn_t *c) {
 void conn_on_io(conn_t *c, uint32_t events) {
     if (c->_state == CONN_DEAD)
         return; /* closed earlier in this batch of events */
+    if ((c->_flags & CONN_F_PAUSED) && (events & (EPOLLERR | EPOLLHUP))) {
+        conn_abort(c); /* reset while it waited for an answer: nobody is left to read it */
+        return;
+    }
     if (events & EPOLLOUT)
         conn_flush(c);
     /* Errors and hang-ups show up as a failed or empty read. */
-    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->_state != CONN_DEAD)
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->_state != CONN_DEAD &&
+        !(c->_flags & CONN_F_PAUSED))
         on_readable(c);
 }
 
@@ -688,7 +769,12 @@ void conn_on_timeout(conn_t *c, uint32_t now) {
     }
     switch (c->_state) {
     case CONN_HTTP:
-        if (c->_flags & CONN_F_REQ_PENDING) {
+        if (c->_flags & CONN_F_PAUSED) {
+            STAT_INC(&w->stats, deferredTimeouts);
+            c->_flags &= (uint16_t)~CONN_F_PAUSED; /* a late answer is dropped */
+            final_error(c, 504, "no answer in time");
+            c->_deadline = now + 2;
+        } else if (c->_flags & CONN_F_REQ_PENDING) {
             STAT_INC(&w->stats, handshakeTimeouts);
             final_error(c, 408, "request not completed in time");
             c->_deadline = now + 2; /* if even the 408 can't be written */

@@ -35,6 +35,8 @@ enum {
     CONN_F_REQ_PENDING = 1u << 6,  /* an HTTP request has started but is not complete */
     CONN_F_LINGER = 1u << 7,       /* FIN sent; reading until the peer's EOF or timeout */
     CONN_F_IN_PRIO_LIST = 1u << 8, /* in the worker's list of replies to flush first */
+    CONN_F_PAUSED = 1u << 9,       /* the answer to the current request comes later: no input */
+    CONN_F_WS_INPUT = 1u << 10,    /* the input union holds _ws (upgraded), not _http */
 };
 
 typedef struct conn {
@@ -100,8 +102,32 @@ int conn_send(conn_t *c, sbuf_t *b);
 void conn_close(conn_t *c, uint16_t code, const char *reason);
 
 /* Closes the socket now, dropping queued output. The upper layer's on_ws_close runs before this
- * returns (if it had on_ws_open); memory is freed later by the loop. Idempotent. */
+ * returns (if it had on_ws_open). Safe from within a handler: the connection, its HTTP request
+ * and the WebSocket message being handled stay readable until the loop's free point, after the
+ * current loop turn. Idempotent. */
 void conn_abort(conn_t *c);
+
+/* From within on_http or on_ws_message: the request being handled will be answered later (a
+ * reply that waits on another loop, e.g. Redis). Until conn_resume, c handles no more input:
+ * pipelined requests and messages wait in order, and the socket is not read, so one reply per
+ * request, in order, still holds. An HTTP request that gets no answer within
+ * app.handshakeTimeout is answered 504 and the connection closed. */
+void conn_defer(conn_t *c);
+
+/* True while c waits for the answer to a deferred request. A late answer for a connection that
+ * no longer waits (timed out, shutting down, closed) is dropped by its caller. */
+static inline bool conn_is_deferred(const conn_t *c) {
+    return (c->_flags & CONN_F_PAUSED) != 0;
+}
+
+/* After the deferred answer was queued (conn_http_reply, conn_send): handles the input that
+ * waited and reads the socket again. On c's worker. If the answer came at once (still inside
+ * the handler that deferred), input simply goes on when the handler returns. */
+void conn_resume(conn_t *c);
+
+/* The HTTP request c is answering: while deferred, the one whose answer is awaited. NULL if c is
+ * not reading HTTP. */
+const http_req_t *conn_http_request(const conn_t *c);
 
 /* Sets the idle deadline: the worker's tick acts on the connection `seconds` from now
  * (heartbeat timeout for a WebSocket). 0 clears it. */

@@ -19,6 +19,8 @@ void conn_on_io(conn_t *c, uint32_t events);
 void conn_flush(conn_t *c);
 void conn_on_timeout(conn_t *c, uint32_t now);
 void conn_shutdown(conn_t *c);
+/* Frees a connection that conn_abort closed, with what its input still held. */
+void conn_free(conn_t *c);
 
 /* worker.c */
 int worker_slot_alloc(worker_t *w, conn_t *c);

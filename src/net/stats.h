@@ -18,6 +18,7 @@
     X(slowConsumers)                                                                               \
     X(heartbeatTimeouts)                                                                           \
     X(closeTimeouts)                                                                               \
+    X(deferredTimeouts)                                                                            \
     X(httpRequests)                                                                                \
     X(httpErrors)                                                                                  \
     X(badRequests)                                                                                 \

@@ -208,7 +208,7 @@ static void flush_some(worker_t *w) {
             continue;
         }
         *p = c->_next;
-        free(c);
+        conn_free(c);
         w->conn_count--;
     }
     if (w->_flush_head)

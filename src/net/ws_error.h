@@ -6,6 +6,7 @@
 
 enum {
     WS_STOPPED = 1,          /* a handler asked ws_stream_feed to stop; not an error */
+    WS_PAUSED = 2,           /* a handler asked to pause: the rest of the input is held */
     WS_ERR_PROTOCOL = -1001, /* 1002: unmasked frame, RSV bits, bad opcode, bad fragment order,
                                 control frame too long or fragmented, bad close payload */
     WS_ERR_BAD_UTF8 = -1002, /* 1007: text message or close reason not valid UTF-8 */

@@ -28,6 +28,8 @@ struct ws_stream_spill {
     uint8_t phase;   /* PH_HDR or PH_PAYLOAD */
     uint8_t hdr_len; /* PH_HDR: bytes of a partial header in hdr[] */
     uint8_t msg_op;  /* WS_OP_TEXT or WS_OP_BINARY while a message is unfinished, else 0 */
+    uint8_t *held;   /* raw input after a pause, not parsed yet */
+    size_t held_len;
     uint8_t hdr[WS_FRAME_MAX_HEADER];
     uint8_t ctl[WS_CONTROL_MAX_PAYLOAD]; /* PH_PAYLOAD of a control frame: its payload so far */
     uint8_t msg[];
@@ -42,7 +44,7 @@ typedef struct {
 } feed_t;
 
 static bool spill_idle(const struct ws_stream_spill *sp) {
-    return sp->phase == PH_HDR && sp->hdr_len == 0 && sp->msg_op == 0;
+    return sp->phase == PH_HDR && sp->hdr_len == 0 && sp->msg_op == 0 && sp->held_len == 0;
 }
 
 static struct ws_stream_spill *spill_get(ws_stream_t *s) {
@@ -79,7 +81,23 @@ static int spill_reserve(ws_stream_t *s, size_t need, size_t limit) {
 }
 
 static int handler_rc(int rc) {
-    return rc ? WS_STOPPED : 0;
+    return rc == WS_HANDLER_PAUSE ? WS_PAUSED : rc ? WS_STOPPED : 0;
+}
+
+/* Keeps p[0..n) for ws_stream_resume, after what is held already. */
+static int hold(ws_stream_t *s, const uint8_t *p, size_t n) {
+    struct ws_stream_spill *sp = spill_get(s);
+    if (!sp)
+        return WS_ERR_NOMEM;
+    if (n == 0)
+        return WS_PAUSED;
+    uint8_t *h = realloc(sp->held, sp->held_len + n);
+    if (!h)
+        return WS_ERR_NOMEM;
+    memcpy(h + sp->held_len, p, n);
+    sp->held = h;
+    sp->held_len += n;
+    return WS_PAUSED;
 }
 
 /* The checks a frame header allows before any of its payload is looked at (§5.2, §5.4, §5.5):
@@ -255,6 +273,12 @@ int ws_stream_feed(ws_stream_t *s, uint8_t *p, size_t n, size_t max_message,
     int rc = 0;
     if (n == 0)
         return 0;
+    if (s->_spill && s->_spill->held_len) {
+        rc = hold(s, p, n); /* still paused: keep it behind what waits already */
+        if (rc < 0)
+            goto fail;
+        return rc;
+    }
     for (;;) {
         struct ws_stream_spill *sp = s->_spill;
         if (sp && sp->phase == PH_PAYLOAD) {
@@ -318,6 +342,13 @@ int ws_stream_feed(ws_stream_t *s, uint8_t *p, size_t n, size_t max_message,
                 rc = frame_begin(&f, &hd);
             }
         }
+        if (rc == WS_PAUSED) {
+            rc = hold(s, p + i, n - i);
+            if (rc < 0)
+                goto fail;
+            spill_trim(s);
+            return rc;
+        }
         if (rc)
             goto fail;
         spill_trim(s);
@@ -329,11 +360,26 @@ fail:
     return rc;
 }
 
+int ws_stream_resume(ws_stream_t *s, size_t max_message, const ws_stream_handlers_t *h, void *ctx) {
+    struct ws_stream_spill *sp = s->_spill;
+    if (!sp || !sp->held_len)
+        return 0;
+    uint8_t *raw = sp->held;
+    size_t n = sp->held_len;
+    sp->held = NULL;
+    sp->held_len = 0;
+    spill_trim(s);
+    int rc = ws_stream_feed(s, raw, n, max_message, h, ctx);
+    free(raw);
+    return rc;
+}
+
 size_t ws_stream_pending(const ws_stream_t *s) {
     const struct ws_stream_spill *sp = s->_spill;
     if (!sp)
         return 0;
-    size_t n = sp->hdr_len + sp->msg_len; /* msg_len includes a data frame's partial payload */
+    size_t n = sp->held_len + sp->hdr_len +
+               sp->msg_len; /* msg_len includes a data frame's partial payload */
     if (sp->phase == PH_PAYLOAD) {
         n += sp->cur.header_len;
         if (sp->cur.opcode >= WS_OP_CLOSE)
@@ -343,6 +389,8 @@ size_t ws_stream_pending(const ws_stream_t *s) {
 }
 
 void ws_stream_free(ws_stream_t *s) {
+    if (s->_spill)
+        free(s->_spill->held);
     free(s->_spill);
     s->_spill = NULL;
 }

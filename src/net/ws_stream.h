@@ -17,10 +17,14 @@ typedef struct {
 } ws_stream_t;
 
 /* Callbacks. `data` is unmasked, writable, and valid only during the call. Return 0 to go on,
- * non-zero to stop feeding at once (e.g. the connection was closed by the handler); then
- * ws_stream_feed returns WS_STOPPED and drops the rest of the bytes. A NULL handler ignores its
- * frames. Handlers must not call ws_stream_* on the stream being fed. Frames after a close are
- * still parsed if on_close returns 0; normally it returns non-zero. */
+ * WS_HANDLER_PAUSE (on_message only) to stop after this message and keep the rest of the input
+ * for ws_stream_resume (the answer to this message comes later, and the next must wait for it),
+ * any other non-zero value to stop feeding at once (e.g. the connection was closed by the
+ * handler); then ws_stream_feed returns WS_STOPPED and drops the rest of the bytes. A NULL
+ * handler ignores its frames. Handlers must not call ws_stream_* on the stream being fed. Frames
+ * after a close are still parsed if on_close returns 0; normally it returns non-zero. */
+#define WS_HANDLER_PAUSE 2
+
 typedef struct {
     /* A complete text (UTF-8 checked) or binary message, reassembled if it was fragmented. */
     int (*on_message)(void *ctx, uint8_t opcode, uint8_t *data, size_t len);
@@ -32,7 +36,8 @@ typedef struct {
 } ws_stream_handlers_t;
 
 /* Feeds p[0..n) (modified in place by unmasking). Calls the handlers for each complete unit.
- * Returns 0 when all bytes were taken, WS_STOPPED if a handler asked to stop, or a negative
+ * Returns 0 when all bytes were taken, WS_STOPPED if a handler asked to stop, WS_PAUSED if one
+ * paused (the rest of p, and whatever is fed until ws_stream_resume, is held), or a negative
  * WS_ERR_* — then the caller closes with ws_error_close_code(err). A message (or a single frame)
  * whose size would pass max_message is rejected with WS_ERR_TOO_BIG as soon as its header says
  * so, before its payload is buffered. Control frames have their own limit of 125 bytes and do not
@@ -40,8 +45,13 @@ typedef struct {
 int ws_stream_feed(ws_stream_t *s, uint8_t *p, size_t n, size_t max_message,
                    const ws_stream_handlers_t *h, void *ctx);
 
-/* Bytes taken but not yet delivered: a partial frame (its header included, though a parsed header
- * is kept in parsed form) plus the payload of an unfinished fragmented message. When it is 0, no
+/* Feeds the input held since a handler paused, as ws_stream_feed does (it may pause again).
+ * Returns 0 when there was none. */
+int ws_stream_resume(ws_stream_t *s, size_t max_message, const ws_stream_handlers_t *h, void *ctx);
+
+/* Bytes taken but not yet delivered: input held by a pause, a partial frame (its header included,
+ * though a parsed header is kept in parsed form) plus the payload of an unfinished fragmented
+ * message. When it is 0, no
  * spill block is allocated, unless a fragmented message has begun with only empty fragments. */
 size_t ws_stream_pending(const ws_stream_t *s);
 

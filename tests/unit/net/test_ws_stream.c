@@ -27,6 +27,7 @@ typedef struct {
     const uint8_t *chunk; /* the chunk being fed, to check zero-copy delivery */
     size_t chunk_len;
     int in_chunk; /* messages delivered from inside the fed chunk */
+    bool pause;   /* on_message answers WS_HANDLER_PAUSE */
 } rec_t;
 
 static int rec_event(rec_t *r, char kind, unsigned num, const uint8_t *data, size_t len) {
@@ -42,7 +43,8 @@ static int on_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len) {
     assert_non_null(data);
     if (r->chunk && data >= r->chunk && data + len <= r->chunk + r->chunk_len)
         r->in_chunk++;
-    return rec_event(r, 'M', opcode, data, len);
+    int rc = rec_event(r, 'M', opcode, data, len);
+    return rc ? rc : r->pause ? WS_HANDLER_PAUSE : 0;
 }
 
 static int on_ping(void *ctx, uint8_t *data, size_t len) {
@@ -748,6 +750,63 @@ static void test_handler_stops(void **state) {
     buf_free(&in);
 }
 
+/* A handler that pauses after every message: the rest of the input is held, whether it came in
+ * the same chunk or is fed while paused, and resuming delivers it in order, one message at a
+ * time, with pings in between as they came. */
+static void test_handler_pauses(void **state) {
+    buf_t in = {0};
+    add_frame(&in, 0x81, "one", 3);
+    add_frame(&in, 0x01, "tw", 2);
+    add_frame(&in, 0x89, "p", 1);
+    add_frame(&in, 0x80, "o", 1);
+    add_frame(&in, 0x81, "three", 5);
+    add_frame(&in, 0x82, "four", 4);
+    const char *want = "M1:3:one\nP0:1:p\nM1:3:two\nM1:5:three\nM2:4:four\n";
+    for (int keep_feeding = 0; keep_feeding < 2; keep_feeding++) {
+        for (uint32_t seed = 0; seed < 20; seed++) {
+            rec_t r = {.pause = true};
+            ws_stream_t s = {0};
+            rng_state = seed + 1;
+            size_t at = 0;
+            int pauses = 0;
+            while (at < in.len) {
+                size_t k = seed == 0 ? in.len - at : 1 + rng() % 9;
+                if (k > in.len - at)
+                    k = in.len - at;
+                uint8_t *chunk = malloc(k);
+                memcpy(chunk, in.data + at, k);
+                int rc = ws_stream_feed(&s, chunk, k, MAX_DEFAULT, &handlers, &r);
+                free(chunk);
+                at += k;
+                assert_true(rc == 0 || rc == WS_PAUSED);
+                if (rc == WS_PAUSED) {
+                    pauses++;
+                    if (keep_feeding)
+                        continue; /* a reader that did not stop: bytes go behind the held ones */
+                    while ((rc = ws_stream_resume(&s, MAX_DEFAULT, &handlers, &r)) == WS_PAUSED)
+                        pauses++;
+                    assert_int_equal(rc, 0);
+                }
+            }
+            int rc;
+            while ((rc = ws_stream_resume(&s, MAX_DEFAULT, &handlers, &r)) == WS_PAUSED)
+                pauses++;
+            assert_int_equal(rc, 0);
+            expect_log(&r, want);
+            assert_true(pauses >= 3); /* at least after one, two and three (four may end input) */
+            assert_int_equal(ws_stream_pending(&s), 0);
+            assert_null(s._spill);
+            rec_free(&r);
+        }
+    }
+    /* Resuming a stream that holds nothing is a no-op. */
+    ws_stream_t s = {0};
+    rec_t r = {0};
+    assert_int_equal(ws_stream_resume(&s, MAX_DEFAULT, &handlers, &r), 0);
+    assert_int_equal(r.events, 0);
+    buf_free(&in);
+}
+
 /* ---- sizes ---- */
 
 static void test_empty_text(void **state) {
@@ -827,6 +886,7 @@ int main(void) {
         cmocka_unit_test(test_max_message),
         cmocka_unit_test(test_pending_and_spill),
         cmocka_unit_test(test_handler_stops),
+        cmocka_unit_test(test_handler_pauses),
         cmocka_unit_test(test_empty_text),
         cmocka_unit_test(test_64k_message),
     };
