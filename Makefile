@@ -1,6 +1,7 @@
 # imgate — the two commands of the README, and their parts.
 #   make run    build and start one node (HTTP :8080, WebSocket :8089)
 #   make test   build and run every test, then the unit and integration tests under ASan+UBSan
+#               and under ThreadSanitizer
 # Both install the Debian packages they need when they are missing (as root).
 
 DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
@@ -9,8 +10,9 @@ DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libhttp-parser-dev l
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build/asan
+TSAN_BUILD ?= build/tsan
 
-.PHONY: all run test deps build asan-build unit integration clean format
+.PHONY: all run test deps build asan-build tsan-build unit integration clean format
 
 all: build
 
@@ -33,6 +35,13 @@ asan-build: deps
 	  -DCMAKE_C_COMPILER=clang >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+# ThreadSanitizer: the threaded parts (mailboxes, the hub's registry, the workers) are checked by
+# the unit and integration tests run against this build.
+tsan-build: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIMGATE_SANITIZE=thread \
+	  -DCMAKE_C_COMPILER=clang >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+
 run: build
 	./$(BUILD)/imgate
 
@@ -40,11 +49,13 @@ run: build
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-test: build asan-build node_modules/.package-lock.json
+test: build asan-build tsan-build node_modules/.package-lock.json
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration|fuzz'
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -26,8 +26,6 @@ static const net_hooks_t hooks = {
     .on_ws_open = router_on_open,
     .on_ws_message = router_on_message,
     .on_ws_close = router_on_close,
-    .on_worker_start = hub_worker_start,
-    .on_worker_stop = hub_worker_stop,
 };
 
 static void on_notice_timer(uv_timer_t *h) {
@@ -50,7 +48,7 @@ static void on_trim_timer(uv_timer_t *h) {
         worker_t *w = net_worker(i);
         events += STAT_GET(&w->stats, messagesOut) + STAT_GET(&w->stats, messagesIn) +
                   STAT_GET(&w->stats, connectionsAccepted) + STAT_GET(&w->stats, httpRequests);
-        conns += __atomic_load_n(&w->conn_count, __ATOMIC_RELAXED);
+        conns += worker_conn_count(w);
     }
     uint64_t quiet = conns / 5 > 1000 ? conns / 5 : 1000;
     bool busy = events - last >= quiet;
@@ -103,7 +101,7 @@ int main(int argc, char **argv) {
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,
     };
-    hub_init(&cfg);
+    hub_init(&cfg, workers);
     router_init(&cfg);
     api_init(&cfg);
     dedup_init(cfg.dedup_ttl, cfg.dedup_capacity);

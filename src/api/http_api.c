@@ -1,6 +1,7 @@
 #include "api/http_api.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,54 +255,126 @@ static void append_counters(buf_t *b) {
     buf_append_str(b, "}");
 }
 
-static void get_system_state(conn_t *c, const http_req_t *req) {
-    params_t p = query_params(req);
-    buf_t debug = {0};
-    bool is_debug = param(&p, "isDebug", &debug) == FORM_FOUND && debug.len == 4 &&
-                    memcmp(debug.data, "true", 4) == 0;
-    buf_free(&debug);
-
-    uint64_t conns = 0;
-    buf_t workers = {0}, data = {0};
+/* The /system/state data: the seed's managerInfo, then ours. peers: the open WebSockets' peer
+ * addresses (isDebug=true), gathered on their workers; NULL = not asked for. */
+static void state_json(buf_t *data, const buf_t *peers) {
+    uint64_t ws_total = 0;
+    buf_t workers = {0};
     buf_append_str(&workers, "[");
     for (int i = 0; i < net_worker_count(); i++) {
         worker_t *w = net_worker(i);
-        uint32_t n = __atomic_load_n(&w->conn_count, __ATOMIC_RELAXED);
-        uint32_t ws = __atomic_load_n(&w->ws_count, __ATOMIC_RELAXED);
-        conns += ws;
+        uint32_t ws = worker_ws_count(w);
+        ws_total += ws;
         mailbox_stats_t mb;
         worker_mailbox_stats(w, &mb);
         buf_printf(&workers,
                    "%s{\"id\":%d,\"connections\":%u,\"webSockets\":%u,\"loggedIn\":%u,"
                    "\"mailbox\":{\"posted\":%llu,\"dropped\":%llu,\"depth\":%u,"
                    "\"highWater\":%u}}",
-                   i ? "," : "", i, n, ws, hub_worker_logged_in(w), (unsigned long long)mb.posted,
-                   (unsigned long long)mb.dropped, mb.depth, mb.high_water);
+                   i ? "," : "", i, worker_conn_count(w), ws, hub_worker_logged_in(w),
+                   (unsigned long long)mb.posted, (unsigned long long)mb.dropped, mb.depth,
+                   mb.high_water);
     }
     buf_append_str(&workers, "]");
-    buf_printf(&data,
+    buf_printf(data,
                "{\"managerInfo\":{\"chanBroadcastLen\":0,\"chanLoginLen\":0,"
                "\"chanRegisterLen\":0,\"chanUnregisterLen\":0,\"clientsLen\":%llu,"
                "\"usersLen\":%zu",
-               (unsigned long long)conns, hub_user_count());
-    if (is_debug) {
-        size_t n = 0;
-        buf_append_str(&data, ",\"clients\":[");
-        for (int i = 0; i < net_worker_count(); i++)
-            worker_list_peers(net_worker(i), &data, &n);
-        buf_append_str(&data, "],\"users\":");
-        hub_list_user_keys(&data);
+               (unsigned long long)ws_total, hub_user_count());
+    if (peers) {
+        buf_append_str(data, ",\"clients\":[");
+        buf_append(data, peers->data, peers->len);
+        buf_append_str(data, "],\"users\":");
+        hub_list_user_keys(data);
     }
-    buf_printf(&data,
+    buf_printf(data,
                "},\"numCPU\":%d,\"numGoroutine\":%d,\"workers\":", (int)uv_available_parallelism(),
                net_worker_count() + 1);
-    buf_append(&data, workers.data, workers.len);
-    buf_printf(&data, ",\"dedupEntries\":%zu,", dedup_size());
-    append_counters(&data);
-    buf_append_str(&data, "}");
-    reply_ok(c, req, (const char *)data.data, data.len);
+    buf_append(data, workers.data, workers.len);
+    buf_printf(data, ",\"dedupEntries\":%zu,", dedup_size());
+    append_counters(data);
+    buf_append_str(data, "}");
     buf_free(&workers);
+}
+
+static void reply_state(conn_t *c, const http_req_t *req, const buf_t *peers) {
+    buf_t data = {0};
+    state_json(&data, peers);
+    reply_ok(c, req, (const char *)data.data, data.len);
     buf_free(&data);
+}
+
+/* isDebug=true lists the peers of every open WebSocket. Only a connection's own worker may look
+ * at it, so each worker lists its own and the last one hands the list back to the worker that
+ * answers (the request is deferred meanwhile). */
+typedef struct {
+    conn_ref_t origin;
+    pthread_mutex_t lock;
+    int pending; /* workers still to list theirs */
+    size_t count;
+    buf_t peers;
+} peers_job_t;
+
+static void peers_job_free(peers_job_t *j) {
+    pthread_mutex_destroy(&j->lock);
+    buf_free(&j->peers);
+    free(j);
+}
+
+static void peers_done(void *ctx, void *arg) {
+    peers_job_t *j = arg;
+    conn_t *c = worker_conn(ctx, j->origin);
+    if (c && conn_is_deferred(c)) {
+        reply_state(c, conn_http_request(c), &j->peers);
+        conn_resume(c);
+    }
+    peers_job_free(j);
+}
+
+/* One worker's share is in (n peers in mine, or none if it could not be asked). */
+static void peers_add(peers_job_t *j, const buf_t *mine, size_t n) {
+    pthread_mutex_lock(&j->lock);
+    if (n) {
+        if (j->count)
+            buf_append_str(&j->peers, ",");
+        buf_append(&j->peers, mine->data, mine->len);
+        j->count += n;
+    }
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->lock);
+    if (last && worker_post_reply(net_worker((int)conn_ref_worker(j->origin)), peers_done, j) != 0)
+        peers_job_free(j); /* the answering worker has stopped: nobody waits any more */
+}
+
+static void peers_task(void *ctx, void *arg) {
+    buf_t mine = {0};
+    size_t n = worker_list_peers(ctx, &mine);
+    peers_add(arg, &mine, n);
+    buf_free(&mine);
+}
+
+static void get_system_state(conn_t *c, const http_req_t *req) {
+    params_t p = query_params(req);
+    buf_t debug = {0};
+    bool is_debug = param(&p, "isDebug", &debug) == FORM_FOUND && debug.len == 4 &&
+                    memcmp(debug.data, "true", 4) == 0;
+    buf_free(&debug);
+    if (!is_debug) {
+        reply_state(c, req, NULL);
+        return;
+    }
+    peers_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        reply_error(c, req, 503, "out of memory", NULL);
+        return;
+    }
+    pthread_mutex_init(&j->lock, NULL);
+    j->origin = conn_ref(c);
+    j->pending = net_worker_count();
+    conn_defer(c);
+    for (int i = 0; i < net_worker_count(); i++)
+        if (worker_post_reply(net_worker(i), peers_task, j) != 0)
+            peers_add(j, NULL, 0);
 }
 
 typedef void (*route_fn)(conn_t *c, const http_req_t *req);

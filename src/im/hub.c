@@ -51,6 +51,8 @@ static const config_t *g_cfg;
 static hub_shard_t g_shards[HUB_SHARDS];
 static atomic_size_t g_user_count;
 static hub_room_t g_rooms[CONFIG_MAX_APPS];
+static hub_worker_t *g_workers; /* indexed by worker id */
+static int g_worker_count;
 
 const char *hub_user_id(const struct hub_user *u, size_t *len) {
     *len = (size_t)u->key_len - 4;
@@ -61,8 +63,17 @@ uint32_t hub_user_app(const struct hub_user *u) {
     return u->app_id;
 }
 
-int hub_init(const config_t *cfg) {
+int hub_init(const config_t *cfg, int workers) {
     g_cfg = cfg;
+    g_workers = calloc((size_t)workers, sizeof *g_workers);
+    if (!g_workers)
+        return -ENOMEM;
+    g_worker_count = workers;
+    for (int i = 0; i < workers; i++) {
+        g_workers[i].rooms = calloc((size_t)cfg->app_id_count, sizeof *g_workers[i].rooms);
+        if (!g_workers[i].rooms)
+            return -ENOMEM;
+    }
     for (int i = 0; i < HUB_SHARDS; i++) {
         pthread_mutex_init(&g_shards[i].lock, NULL);
         g_shards[i].users = NULL;
@@ -76,6 +87,11 @@ int hub_init(const config_t *cfg) {
 }
 
 void hub_free(void) {
+    for (int i = 0; i < g_worker_count; i++)
+        free(g_workers[i].rooms);
+    free(g_workers);
+    g_workers = NULL;
+    g_worker_count = 0;
     for (int i = 0; i < HUB_SHARDS; i++) {
         hub_user_t *u, *tmp;
         HASH_ITER(hh, g_shards[i].users, u, tmp) {
@@ -92,28 +108,12 @@ void hub_free(void) {
     }
 }
 
-void hub_worker_start(worker_t *w) {
-    hub_worker_t *hw = calloc(1, sizeof *hw);
-    if (hw)
-        hw->rooms = calloc((size_t)g_cfg->app_id_count, sizeof *hw->rooms);
-    if (!hw || !hw->rooms) {
-        log_error("out of memory starting worker %u", w->id);
-        abort();
-    }
-    w->user = hw;
-}
-
-void hub_worker_stop(worker_t *w) {
-    hub_worker_t *hw = w->user;
-    if (!hw)
-        return;
-    free(hw->rooms);
-    free(hw);
-    w->user = NULL;
+static hub_worker_t *worker_state(const worker_t *w) {
+    return w->id < (uint32_t)g_worker_count ? &g_workers[w->id] : NULL;
 }
 
 uint32_t hub_worker_logged_in(const worker_t *w) {
-    const hub_worker_t *hw = w->user;
+    const hub_worker_t *hw = worker_state(w);
     return hw ? atomic_load_explicit(&hw->logged_in, memory_order_relaxed) : 0;
 }
 
@@ -232,7 +232,7 @@ typedef struct {
 /* One pass over this worker's sessions of the room. conn_send never closes synchronously, so
  * the list can't change under the loop. */
 static void room_deliver(worker_t *w, const room_task_t *t) {
-    hub_worker_t *hw = w->user;
+    hub_worker_t *hw = worker_state(w);
     if (!hw)
         return;
     for (session_t *s = hw->rooms[t->room]; s; s = s->_next) {
@@ -366,7 +366,7 @@ void hub_flush_notices(void) {
 int hub_login(conn_t *c, uint32_t app_id, const char *user, size_t len) {
     session_t *s = session_of(c);
     worker_t *w = conn_worker(c);
-    hub_worker_t *hw = w->user;
+    hub_worker_t *hw = worker_state(w);
     int room = room_index(app_id);
     if (room < 0 || len == 0 || len > IM_USER_ID_MAX || s->user)
         return -EINVAL;
@@ -425,7 +425,7 @@ void hub_logout(conn_t *c) {
     if (!u)
         return;
     worker_t *w = conn_worker(c);
-    hub_worker_t *hw = w->user;
+    hub_worker_t *hw = worker_state(w);
     if (s->_prev)
         s->_prev->_next = s->_next;
     else

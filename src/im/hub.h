@@ -22,12 +22,9 @@ struct hub_user;
 const char *hub_user_id(const struct hub_user *u, size_t *len);
 uint32_t hub_user_app(const struct hub_user *u);
 
-int hub_init(const config_t *cfg);
+/* workers: how many net workers there will be (their per-worker room lists live here). */
+int hub_init(const config_t *cfg, int workers);
 void hub_free(void);
-
-/* Per-worker state, created and freed on the worker (net hooks). */
-void hub_worker_start(worker_t *w);
-void hub_worker_stop(worker_t *w);
 
 /* Logs a connection in (its worker's thread). The caller checked the appId and userId. When this
  * is the user's first connection on the node, `enter` is pushed to the room. Returns 0 or

@@ -79,13 +79,11 @@ conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
     }
     c->_state = CONN_HTTP;
     c->_flags = ws_port ? CONN_F_WS_PORT : 0;
-    pthread_mutex_lock(&w->_conns_lock);
     c->_next = w->_conns;
     if (w->_conns)
         w->_conns->_prev = c;
     w->_conns = c;
-    pthread_mutex_unlock(&w->_conns_lock);
-    w->conn_count++;
+    worker_count_add(&w->_conn_count, 1);
     conn_set_timeout(c, w->cfg->handshake_timeout);
     return c;
 }
@@ -179,7 +177,7 @@ static void queue_owned(conn_t *c, sbuf_t *b) {
 
 static void notify_ws_close(conn_t *c) {
     worker_t *w = conn_worker(c);
-    w->ws_count--;
+    worker_count_add(&w->_ws_count, -1);
     if (w->cfg->hooks->on_ws_close)
         w->cfg->hooks->on_ws_close(c);
 }
@@ -214,20 +212,18 @@ void conn_abort(conn_t *c) {
         return;
     worker_t *w = conn_worker(c);
     uint8_t prev = c->_state;
-    __atomic_store_n(&c->_state, CONN_DEAD, __ATOMIC_RELAXED);
+    c->_state = CONN_DEAD;
     if (prev == CONN_WS)
         notify_ws_close(c);
     /* The HTTP reader or the WebSocket spill may hold the request or message a handler up the
      * stack is looking at: they go with the connection, in conn_free. */
     worker_slot_free(w, c);
-    pthread_mutex_lock(&w->_conns_lock);
     if (c->_prev)
         c->_prev->_next = c->_next;
     else
         w->_conns = c->_next;
     if (c->_next)
         c->_next->_prev = c->_prev;
-    pthread_mutex_unlock(&w->_conns_lock);
     int fd = conn_fd(c);
     epoll_ctl(w->_epfd, EPOLL_CTL_DEL, fd, NULL);
     if (c->_wq_tail) {
@@ -497,7 +493,7 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
     c->_state = CONN_WS;
     c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
     c->_deadline = 0;
-    w->ws_count++;
+    worker_count_add(&w->_ws_count, 1);
     if (w->cfg->hooks->on_ws_open)
         w->cfg->hooks->on_ws_open(c, req);
     /* req points into the reader: only now can it go. */

@@ -94,16 +94,29 @@ conn_t *worker_conn(worker_t *w, conn_ref_t ref) {
     return w->_slots[slot];
 }
 
-void worker_list_peers(worker_t *w, buf_t *out, size_t *count) {
-    pthread_mutex_lock(&w->_conns_lock);
+size_t worker_list_peers(worker_t *w, buf_t *out) {
+    size_t n = 0;
     for (conn_t *c = w->_conns; c; c = c->_next) {
-        if (__atomic_load_n(&c->_state, __ATOMIC_RELAXED) != CONN_WS)
+        if (c->_state != CONN_WS)
             continue;
         char peer[80];
         conn_peer_name(c, peer, sizeof peer);
-        buf_printf(out, "%s\"%s\"", (*count)++ ? "," : "", peer);
+        buf_printf(out, "%s\"%s\"", n++ ? "," : "", peer);
     }
-    pthread_mutex_unlock(&w->_conns_lock);
+    return n;
+}
+
+uint32_t worker_conn_count(const worker_t *w) {
+    return atomic_load_explicit(&w->_conn_count, memory_order_relaxed);
+}
+
+uint32_t worker_ws_count(const worker_t *w) {
+    return atomic_load_explicit(&w->_ws_count, memory_order_relaxed);
+}
+
+void worker_count_add(_Atomic uint32_t *count, int delta) {
+    uint32_t v = atomic_load_explicit(count, memory_order_relaxed);
+    atomic_store_explicit(count, v + (uint32_t)delta, memory_order_relaxed);
 }
 
 void worker_foreach_conn(worker_t *w, void (*fn)(conn_t *c, void *arg), void *arg) {
@@ -209,13 +222,13 @@ static void flush_some(worker_t *w) {
         }
         *p = c->_next;
         conn_free(c);
-        w->conn_count--;
+        worker_count_add(&w->_conn_count, -1);
     }
     if (w->_flush_head)
         uv_idle_start(&w->_idle, on_idle); /* don't block in poll while output waits */
     else
         uv_idle_stop(&w->_idle);
-    if (w->_stopping && w->conn_count == 0)
+    if (w->_stopping && worker_conn_count(w) == 0)
         close_handles(w);
 }
 
@@ -395,7 +408,6 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     if (r)
         return r;
     w->loop.data = w;
-    pthread_mutex_init(&w->_conns_lock, NULL);
     r = mailbox_init(&w->_mailbox, &w->loop, cfg->mailbox_capacity, w);
     if (r)
         return r;
@@ -442,7 +454,6 @@ static void worker_free(worker_t *w) {
     uv_run(&w->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&w->loop) != 0)
         log_warn("worker %u: loop still had handles at exit", w->id);
-    pthread_mutex_destroy(&w->_conns_lock);
     if (w->_epfd >= 0)
         close(w->_epfd);
     while (w->_wq_free) {

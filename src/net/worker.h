@@ -55,7 +55,6 @@ typedef struct worker {
     uint32_t id;
     uv_thread_t _thread;
     const net_config_t *cfg;
-    void *user; /* the upper layer's per-worker state */
 
     mailbox_t _mailbox; /* other threads' work for this loop; tasks get the worker as ctx */
     bool _loop_done;    /* handles closed: the loop is ending */
@@ -71,9 +70,8 @@ typedef struct worker {
     int _listen_fd[2];
     int _listen_count;
 
-    conn_t *_conns;              /* all connections (head of a doubly linked list) */
-    pthread_mutex_t _conns_lock; /* held by the owner to change _conns, by others to read it */
-    conn_t *_flush_head;         /* connections with output to write this turn */
+    conn_t *_conns;      /* all connections (head of a doubly linked list) */
+    conn_t *_flush_head; /* connections with output to write this turn */
     conn_t *_flush_tail;
     conn_t **_prio; /* connections answering their own input: flushed before pushes */
     size_t _prio_len, _prio_cap;
@@ -89,8 +87,8 @@ typedef struct worker {
     uint8_t *_rbuf; /* the read buffer shared by all of this worker's connections */
 
     bool _stopping;
-    uint32_t conn_count; /* written by this worker; read by others (approximate) */
-    uint32_t ws_count;
+    _Atomic uint32_t _conn_count; /* written by this worker only; read by others */
+    _Atomic uint32_t _ws_count;
     net_stats_t stats;
 } worker_t;
 
@@ -128,9 +126,15 @@ int worker_post_reply(worker_t *w, mailbox_fn fn, void *arg);
 conn_t *worker_conn(worker_t *w, conn_ref_t ref);
 
 /* Appends the peer addresses of this worker's open WebSockets to out as JSON strings separated
- * by commas (a leading comma if *count is non-zero); adds their number to *count. Any thread:
- * for /system/state?isDebug=true, not for hot paths. */
-void worker_list_peers(worker_t *w, buf_t *out, size_t *count);
+ * by commas; returns their number. On w's own thread (for /system/state?isDebug=true). */
+size_t worker_list_peers(worker_t *w, buf_t *out);
+
+/* Connections, and open WebSockets, of w now. Any thread. */
+uint32_t worker_conn_count(const worker_t *w);
+uint32_t worker_ws_count(const worker_t *w);
+
+/* Owner's thread: adds delta to one of its counts. */
+void worker_count_add(_Atomic uint32_t *count, int delta);
 
 /* Calls fn for each connection of this worker (on its own thread). fn may close connections. */
 void worker_foreach_conn(worker_t *w, void (*fn)(conn_t *c, void *arg), void *arg);

@@ -370,6 +370,32 @@ class HttpApiTest(NodeTestCase):
                    self.node.state(debug=True)["managerInfo"]["users"], 3,
                    what="user gone from the debug list")
 
+    def test_debug_state_pipelined_keeps_order(self):
+        # isDebug=true is answered after every worker has listed its own connections (a deferred
+        # answer): requests pipelined behind it wait for it and keep their order.
+        clients = [self.client() for _ in range(4)]
+        ports = {str(c.ws.sock.getsockname()[1]) for c in clients}
+        dbg = "GET /system/state?isDebug=true HTTP/1.1\r\nHost: x\r\n\r\n"
+        reqs = [dbg, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", dbg,
+                "GET /system/state HTTP/1.1\r\nHost: x\r\n\r\n",
+                dbg.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")]
+        data = "".join(reqs).encode()
+        for how, chunks in (("one write", [data]),
+                            ("5-byte pieces", [data[i:i + 5] for i in range(0, len(data), 5)])):
+            with self.subTest(how=how):
+                resps, raw, closed = http_exchange(self.node.http_port, b"", responses=6,
+                                                   timeout=5, chunks=chunks, gap=0.001)
+                self.assertEqual([r[0] for r in resps], [200, 404, 200, 200, 200], raw[:300])
+                bodies = [json.loads(r[2]) for r in resps]
+                for i in (0, 2, 4):
+                    listed = " ".join(bodies[i]["data"]["managerInfo"]["clients"])
+                    for port in ports:
+                        self.assertIn(":" + port, listed)
+                self.assertNotIn("clients", bodies[3]["data"]["managerInfo"])
+                self.assertTrue(closed)
+        for c in clients:
+            c.close_gracefully()
+
     def test_counters_move(self):
         before = self.node.state()["counters"]
         self.http.get("/nope")

@@ -26,9 +26,13 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
-def under_asan(pid):
+def under_sanitizer(pid):
+    """ASan pads allocations and TSan shadows memory: RSS is not comparable under either."""
     with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read() or "asan" in os.environ.get("IMGATE_BIN", "")
+        maps = f.read()
+    binary = os.environ.get("IMGATE_BIN", "")
+    return any(lib in maps for lib in ("libasan", "libtsan")) or \
+        "asan" in binary or "tsan" in binary
 
 
 def open_logged_in(port, first, count, deadline):
@@ -74,8 +78,8 @@ class MemoryGuard(unittest.TestCase):
         socks = []
         try:
             pid = node.proc.pid
-            if under_asan(pid):
-                self.skipTest("AddressSanitizer pads allocations; RSS is not comparable")
+            if under_sanitizer(pid):
+                self.skipTest("a sanitizer build's RSS is not comparable")
             deadline = time.monotonic() + 60
             socks += open_logged_in(node.ws_port, 0, WARMUP, deadline)
             time.sleep(0.3)
