@@ -11,6 +11,8 @@
 #include "config.h"
 #include "im/dedup.h"
 #include "im/hub.h"
+#include "im/notices.h"
+#include "im/registry.h"
 #include "im/router.h"
 #include "im/session.h"
 #include "net/worker.h"
@@ -29,7 +31,7 @@ static const net_hooks_t hooks = {
 };
 
 static void on_notice_timer(uv_timer_t *h) {
-    hub_flush_notices();
+    notices_flush();
 }
 
 /* Memory freed after a burst (queued pushes, a login storm's notices) stays in each worker
@@ -101,7 +103,11 @@ int main(int argc, char **argv) {
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,
     };
-    hub_init(&cfg, workers);
+    if (hub_init(&cfg, workers) != 0) {
+        log_error("out of memory at start-up");
+        return 1;
+    }
+    notices_init(&cfg);
     router_init(&cfg);
     api_init(&cfg);
     dedup_init(cfg.dedup_ttl, cfg.dedup_capacity);
@@ -109,6 +115,14 @@ int main(int argc, char **argv) {
 
     /* Signals are taken by the main thread's loop; workers never see them. */
     uv_loop_t *loop = uv_default_loop();
+    /* The main loop's mailbox: presence events for the room notices of a single node. */
+    mailbox_t control;
+    if (mailbox_init(&control, loop, cfg.mailbox_capacity, NULL) != 0) {
+        log_error("cannot create the main loop's mailbox");
+        return 1;
+    }
+    if (cfg.room_notices)
+        registry_subscribe(&control, notices_on_presence, false);
     uv_signal_t sigint, sigterm;
     uv_signal_init(loop, &sigint);
     uv_signal_init(loop, &sigterm);
@@ -133,6 +147,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_DEFAULT);
 
     net_drain();
+    mailbox_close(&control);
     net_free();
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
@@ -142,6 +157,8 @@ int main(int argc, char **argv) {
     uv_loop_close(loop);
     dedup_free();
     web_files_free();
+    mailbox_free(&control); /* what the workers' last logouts queued, against closed workers */
+    notices_free();
     hub_free();
     log_close_access();
     log_info("imgate stopped");

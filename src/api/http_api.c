@@ -12,6 +12,7 @@
 #include "im/dedup.h"
 #include "im/hub.h"
 #include "im/protocol.h"
+#include "im/registry.h"
 #include "im/send.h"
 #include "net/http_resp.h"
 #include "net/worker.h"
@@ -121,7 +122,7 @@ static void get_user_list(conn_t *c, const http_req_t *req) {
         return;
     }
     buf_t list = {0}, data = {0};
-    size_t n = app_id ? hub_list_users(app_id, &list) : 0;
+    size_t n = app_id ? registry_list_users(app_id, &list) : 0;
     buf_printf(&data, "{\"userCount\":%zu,\"userList\":", n);
     if (n)
         buf_append(&data, list.data, list.len);
@@ -142,7 +143,7 @@ static void get_user_online(conn_t *c, const http_req_t *req) {
     } else if (param(&p, "userID", &user) != FORM_FOUND || user.len == 0) {
         reply_error(c, req, 400, "userID is required", NULL);
     } else {
-        bool online = hub_user_online(app_id, (const char *)user.data, user.len);
+        bool online = registry_online(app_id, (const char *)user.data, user.len);
         buf_printf(&data, "{\"online\":%s,\"userID\":", online ? "true" : "false");
         im_json_escape(&data, (const char *)user.data, user.len);
         buf_append_str(&data, "}");
@@ -280,18 +281,19 @@ static void state_json(buf_t *data, const buf_t *peers) {
                "{\"managerInfo\":{\"chanBroadcastLen\":0,\"chanLoginLen\":0,"
                "\"chanRegisterLen\":0,\"chanUnregisterLen\":0,\"clientsLen\":%llu,"
                "\"usersLen\":%zu",
-               (unsigned long long)ws_total, hub_user_count());
+               (unsigned long long)ws_total, registry_user_count());
     if (peers) {
         buf_append_str(data, ",\"clients\":[");
         buf_append(data, peers->data, peers->len);
         buf_append_str(data, "],\"users\":");
-        hub_list_user_keys(data);
+        registry_list_user_keys(data);
     }
     buf_printf(data,
                "},\"numCPU\":%d,\"numGoroutine\":%d,\"workers\":", (int)uv_available_parallelism(),
                net_worker_count() + 1);
     buf_append(data, workers.data, workers.len);
-    buf_printf(data, ",\"dedupEntries\":%zu,", dedup_size());
+    buf_printf(data, ",\"dedupEntries\":%zu,\"presenceEventsDropped\":%llu,", dedup_size(),
+               (unsigned long long)registry_events_dropped());
     append_counters(data);
     buf_append_str(data, "}");
     buf_free(&workers);

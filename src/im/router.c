@@ -77,9 +77,8 @@ static int cmd_send_message(conn_t *c, const im_request_t *req, const char **dat
         return IM_BAD_USER_ID;
     session_t *s = session_of(c);
     im_str_t from;
-    from.p = hub_user_id(s->user, &from.len);
-    return send_reply(send_to_user(hub_user_app(s->user), m.user_id, m.message, m.msg_id, from),
-                      data);
+    from.p = hub_session_user(s, &from.len);
+    return send_reply(send_to_user(hub_session_app(s), m.user_id, m.message, m.msg_id, from), data);
 }
 
 static int cmd_send_message_all(conn_t *c, const im_request_t *req, const char **data) {
@@ -89,8 +88,8 @@ static int cmd_send_message_all(conn_t *c, const im_request_t *req, const char *
         return code;
     session_t *s = session_of(c);
     im_str_t from;
-    from.p = hub_user_id(s->user, &from.len);
-    return send_reply(send_to_room(hub_user_app(s->user), m.message, m.msg_id, from), data);
+    from.p = hub_session_user(s, &from.len);
+    return send_reply(send_to_room(hub_session_app(s), m.message, m.msg_id, from), data);
 }
 
 static const struct {

@@ -6,11 +6,11 @@
 
 #include "net/conn.h"
 
-struct hub_user;
+struct reg_user;
 
 typedef struct session {
     struct session *_next, *_prev; /* the room list of this worker, while logged in */
-    struct hub_user *user;         /* NULL until login; owned by the hub's registry */
+    struct reg_user *user;         /* NULL until login; owned by the registry */
     uint8_t _room;                 /* index of the appId in app.appIds */
 } session_t;
 

@@ -1,0 +1,95 @@
+/* The registry: who is logged in on this node. It maps (appId, userId) to the connections of that
+ * user on any worker, in shards with a mutex each; lookups copy the handles out.
+ *
+ * It is also the one place that knows when a user comes up on this node (first connection of
+ * (appId, userId)) or goes down (last one closed), and it tells the layers above through
+ * presence events. Each transition takes a sequence number under its shard's lock, and the
+ * event is queued to every subscriber's mailbox while that lock is still held, so for one user a
+ * subscriber receives the transitions in the order they happened, each with a greater seq than
+ * the one before: an older `down` can never overtake a newer `up`. */
+#ifndef IMGATE_IM_REGISTRY_H
+#define IMGATE_IM_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "im/protocol.h"
+#include "net/conn.h"
+#include "util/buf.h"
+#include "util/mailbox.h"
+
+#define REGISTRY_MAX_SUBSCRIBERS 4
+#define PRESENCE_CLIENT_MAX      64 /* "ip:port", IPv6 included */
+
+/* A user came up on this node or went down: refcounted, shared by every subscriber. */
+typedef struct presence_event {
+    _Atomic uint32_t _refs;
+    bool up;          /* first connection of the user on this node; false: the last one closed */
+    uint8_t user_len; /* 1..IM_USER_ID_MAX */
+    uint32_t app_id;
+    uint32_t online; /* distinct users of the room on this node after the transition */
+    uint64_t seq;    /* node-wide, increasing; per user strictly increasing */
+    uint64_t time;   /* unix seconds */
+    char user[IM_USER_ID_MAX + 1];
+    char client[PRESENCE_CLIENT_MAX]; /* up: the connection's "ip:port" if asked for, else "" */
+} presence_event_t;
+
+void presence_event_unref(presence_event_t *ev);
+
+struct reg_user;
+
+/* The userId and appId of an entry (valid while one of its connections is registered). */
+const char *registry_user_id(const struct reg_user *u, size_t *len);
+uint32_t registry_user_app(const struct reg_user *u);
+
+/* rooms: the app.appIds, each a room whose online users are counted. */
+int registry_init(const uint32_t *rooms, int room_count);
+void registry_free(void);
+
+/* Before the first registry_add: events go to mb as fn(mb's ctx, presence_event_t *), which
+ * must call presence_event_unref. want_client: fill presence_event_t.client (a getpeername per
+ * login). Returns 0 or -ENOSPC. */
+int registry_subscribe(mailbox_t *mb, mailbox_fn fn, bool want_client);
+
+/* True if some subscriber wants presence_event_t.client (the caller then passes it). */
+bool registry_wants_client(void);
+
+/* Events that could not be queued to a subscriber (its mailbox full or closed), so far. */
+uint64_t registry_events_dropped(void);
+
+/* Adds connection ref to (app_id, user). client: its "ip:port", or NULL. *out receives the
+ * entry for registry_remove. Returns 0, -EINVAL (bad room or userId) or -ENOMEM. */
+int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, const char *client,
+                 struct reg_user **out);
+
+/* Removes connection ref from u; when it was the user's last, u is freed. */
+void registry_remove(struct reg_user *u, conn_ref_t ref);
+
+/* The connections of (app_id, user): copies up to `max` into refs and returns how many there
+ * are (more than max: call again with a bigger array). */
+uint32_t registry_lookup(uint32_t app_id, const char *user, size_t len, conn_ref_t *refs,
+                         uint32_t max);
+
+/* True if (app_id, user) has a connection here; app_id 0 = in any room. */
+bool registry_online(uint32_t app_id, const char *user, size_t len);
+
+/* Appends the JSON array of the users of room app_id (each once) to out; returns the count. */
+size_t registry_list_users(uint32_t app_id, buf_t *out);
+
+/* Appends ["101_alice", ...] (every logged-in user key) to out; returns the count. */
+size_t registry_list_user_keys(buf_t *out);
+
+/* Number of distinct logged-in users (all rooms); of one room (by its index in rooms). */
+size_t registry_user_count(void);
+uint32_t registry_room_online(int room);
+
+/* Calls fn for every user logged in here, with the seq of its last transition: a subscriber that
+ * re-announces presence from this snapshot ignores queued events with a seq <= that one. Each
+ * shard is locked while its users are visited: fn must only copy. */
+typedef void (*registry_visit_fn)(void *ctx, uint32_t app_id, const char *user, size_t len,
+                                  uint64_t seq);
+void registry_foreach_user(registry_visit_fn fn, void *ctx);
+
+#endif
