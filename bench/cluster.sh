@@ -2,7 +2,8 @@
 # bench/cluster.sh — a 3-node cluster on one Redis: imgate against Socket.IO 4 + redis-adapter.
 #
 #   bench/cluster.sh [--clients N] [--messages M] [--direct-rate R] [--direct-messages D]
-#                    [--peers "imgate socketio"] [--nodes K] [--quick] [--no-build]
+#                    [--peers "imgate socketio"] [--nodes K] [--imgate-args "FLAGS"]
+#                    [--quick] [--no-build]
 #
 # Starts one redis-server on a free loopback port (--save '' --appendonly no: nothing on disk),
 # then for each peer in turn, on that Redis (FLUSHALL before each):
@@ -21,6 +22,7 @@
 #   direct    N clients, D direct messages (3 000) POSTed to /user/sendMessage at R/s (1 000),
 #             each to a random user on node 0 ("same node": the node that got the POST), then
 #             again to users on the other nodes ("cross node"): latency p50/p99, lost
+# --imgate-args adds flags to every imgate node (word-split), e.g. "--app.workers 1".
 # Then a table of both peers and the ratio (build/bench/cluster-<stamp>.txt has the RESULT
 # lines, build/bench/cluster-<stamp>/ the node logs and imgate's /system/state per node).
 # The CPU and RSS numbers (--server-pids) are the K nodes plus Redis.
@@ -36,7 +38,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 CLIENTS=10000 MESSAGES=100 DIRECT_RATE=1000 DIRECT_MSGS=3000 NODES=3 PEERS="imgate socketio"
-BUILD=1
+BUILD=1 IMGATE_ARGS=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --clients) CLIENTS=${2:?}; shift 2 ;;
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --direct-messages) DIRECT_MSGS=${2:?}; shift 2 ;;
     --peers) PEERS=${2:?}; shift 2 ;;
     --nodes) NODES=${2:?}; shift 2 ;;
+    --imgate-args) IMGATE_ARGS=${2?}; shift 2 ;;
     --quick) CLIENTS=2000 MESSAGES=20 DIRECT_MSGS=500; shift ;;
     --no-build) BUILD=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -166,6 +169,8 @@ start_nodes() {
                 --app.httpPort "${HTTP_PORTS[i]}" --app.webSocketPort "${WS_PORTS[i]}"
                 --app.roomNotices false --redis.addr "127.0.0.1:$REDIS_PORT")
             [ "$IMGATE_CLUSTER" = 0 ] || args+=(--cluster.nodeId "node$i")
+            # shellcheck disable=SC2206 # word-split on purpose: a list of flags
+            [ -z "$IMGATE_ARGS" ] || args+=($IMGATE_ARGS)
             (cd "$dir" && exec "$IMGATE" "${args[@]}") >"$log" 2>&1 &
         else
             pick_port; HTTP_PORTS+=("$PICKED"); WS_PORTS+=("$PICKED")
@@ -319,7 +324,7 @@ for scen, key, label, unit, higher_better in metrics:
         incomplete = any((num(get.get((p, scen), {}), k) or 0) > 0
                          for p in peers for k in ("lost", "send_failures"))
         if higher_better is not None and incomplete:
-            ratio = "(not comparable: lost or failed sends)"
+            ratio = "n/a (lost or failed)"
         elif higher_better is not None and a and b:
             ratio = "%.1f×" % (a / b if higher_better else b / a)
         line += " | " + ratio

@@ -94,7 +94,9 @@ async function main() {
   for (const c of [pub, sub]) c.on('error', (e) => console.error(`${nodeId}: redis: ${e.message}`));
   await Promise.all([pub.connect(), sub.connect()]);
   io.adapter(createAdapter(pub, sub));
-  server.listen(port, '127.0.0.1', () =>
+  // Backlog 4096, as imgate asks for: with Node's default of 511 connect bursts overflow the
+  // accept queue and the dropped SYNs come back a second later.
+  server.listen(port, '127.0.0.1', 4096, () =>
     console.error(`${nodeId}: socket.io on 127.0.0.1:${port}, redis 127.0.0.1:${redisPort}`));
 }
 
