@@ -13,6 +13,7 @@
 #include "im/hub.h"
 #include "im/protocol.h"
 #include "im/registry.h"
+#include "im/route.h"
 #include "im/send.h"
 #include "net/http_resp.h"
 #include "net/worker.h"
@@ -114,6 +115,63 @@ static int body_params(const http_req_t *req, params_t *p) {
 
 /* ---- routes ---- */
 
+/* Answers a route request on the connection that asked, if it still waits. */
+static void reply_route(conn_t *c, const http_req_t *req, route_req_t *r) {
+    if (r->result == ROUTE_UNAVAILABLE) {
+        reply_error(c, req, 503, "the cluster is unavailable (Redis unreachable): try again", NULL);
+        return;
+    }
+    if (r->result == ROUTE_NOMEM) {
+        reply_error(c, req, 503, "overloaded or out of memory: try again", NULL);
+        return;
+    }
+    buf_t data = {0};
+    switch (r->kind) {
+    case ROUTE_LIST:
+        buf_printf(&data, "{\"userCount\":%zu,\"userList\":", r->count);
+        if (r->count)
+            buf_append(&data, r->list.data, r->list.len);
+        else
+            buf_append_str(&data, "[]");
+        buf_append_str(&data, "}");
+        break;
+    case ROUTE_ONLINE:
+        buf_printf(&data,
+                   "{\"online\":%s,\"userID\":", r->result == ROUTE_DELIVERED ? "true" : "false");
+        im_json_escape(&data, r->user, r->user_len);
+        buf_append_str(&data, "}");
+        break;
+    default:
+        buf_append_str(&data, send_result_json(r->result));
+        break;
+    }
+    if (data.data)
+        reply_ok(c, req, (const char *)data.data, data.len);
+    else
+        reply_error(c, req, 503, "out of memory", NULL);
+    buf_free(&data);
+}
+
+/* route_done_fn of every API request. */
+static void route_done(route_req_t *r, worker_t *w) {
+    conn_t *c = w ? worker_conn(w, r->conn) : NULL;
+    if (c && conn_is_deferred(c)) {
+        reply_route(c, conn_http_request(c), r);
+        conn_resume(c);
+    }
+    route_req_free(r);
+}
+
+/* Hands r to the route; the answer comes through route_done, at once or later. */
+static void submit(conn_t *c, const http_req_t *req, route_req_t *r) {
+    if (!r) {
+        reply_error(c, req, 503, "out of memory", NULL);
+        return;
+    }
+    conn_defer(c);
+    route_submit(r);
+}
+
 static void get_user_list(conn_t *c, const http_req_t *req) {
     params_t p = query_params(req);
     uint32_t app_id;
@@ -121,36 +179,32 @@ static void get_user_list(conn_t *c, const http_req_t *req) {
         reply_error(c, req, 400, "appID must be a whole number", NULL);
         return;
     }
-    buf_t list = {0}, data = {0};
-    size_t n = app_id ? registry_list_users(app_id, &list) : 0;
-    buf_printf(&data, "{\"userCount\":%zu,\"userList\":", n);
-    if (n)
-        buf_append(&data, list.data, list.len);
-    else
-        buf_append_str(&data, "[]");
-    buf_append_str(&data, "}");
-    reply_ok(c, req, (const char *)data.data, data.len);
-    buf_free(&list);
-    buf_free(&data);
+    if (app_id == 0) {
+        /* The original's answer for no room (spec §5). */
+        const char empty[] = "{\"userCount\":0,\"userList\":[]}";
+        reply_ok(c, req, empty, sizeof empty - 1);
+        return;
+    }
+    submit(c, req,
+           route_req_new(ROUTE_LIST, c, route_done, app_id, im_str(""), im_str(""), im_str("")));
 }
 
 static void get_user_online(conn_t *c, const http_req_t *req) {
     params_t p = query_params(req);
     uint32_t app_id;
-    buf_t user = {0}, data = {0};
+    buf_t user = {0};
     if (param_app_id(&p, &app_id) != 0) {
         reply_error(c, req, 400, "appID must be a whole number", NULL);
     } else if (param(&p, "userID", &user) != FORM_FOUND || user.len == 0) {
         reply_error(c, req, 400, "userID is required", NULL);
+    } else if (user.len > IM_USER_ID_MAX) {
+        reply_error(c, req, 400, "userID is longer than 19 bytes", NULL);
     } else {
-        bool online = registry_online(app_id, (const char *)user.data, user.len);
-        buf_printf(&data, "{\"online\":%s,\"userID\":", online ? "true" : "false");
-        im_json_escape(&data, (const char *)user.data, user.len);
-        buf_append_str(&data, "}");
-        reply_ok(c, req, (const char *)data.data, data.len);
+        im_str_t u = {(const char *)user.data, user.len};
+        submit(c, req,
+               route_req_new(ROUTE_ONLINE, c, route_done, app_id, u, im_str(""), im_str("")));
     }
     buf_free(&user);
-    buf_free(&data);
 }
 
 /* The fields both send routes take, checked. */
@@ -202,15 +256,6 @@ static im_str_t buf_str(const buf_t *b) {
     return (im_str_t){b->data ? (const char *)b->data : "", b->len};
 }
 
-/* Answers a send route from send_to_user / send_to_room's result. */
-static void reply_send(conn_t *c, const http_req_t *req, int r) {
-    const char *data = send_result_json(r);
-    if (data)
-        reply_ok(c, req, data, strlen(data));
-    else
-        reply_error(c, req, 503, "out of memory", NULL);
-}
-
 static void post_send_message(conn_t *c, const http_req_t *req) {
     send_params_t s = {0};
     int status;
@@ -220,9 +265,9 @@ static void post_send_message(conn_t *c, const http_req_t *req) {
     } else {
         /* `from` defaults to the target itself, as the original sends. */
         im_str_t from = s.from.len ? buf_str(&s.from) : buf_str(&s.user);
-        reply_send(c, req,
-                   send_to_user(s.app_id, buf_str(&s.user), buf_str(&s.message), buf_str(&s.msg_id),
-                                from));
+        submit(c, req,
+               send_user_request(c, route_done, s.app_id, buf_str(&s.user), buf_str(&s.message),
+                                 buf_str(&s.msg_id), from));
     }
     send_params_free(&s);
 }
@@ -234,9 +279,9 @@ static void post_send_message_all(conn_t *c, const http_req_t *req) {
     if (err)
         reply_error(c, req, status, err, NULL);
     else
-        reply_send(
-            c, req,
-            send_to_room(s.app_id, buf_str(&s.message), buf_str(&s.msg_id), buf_str(&s.user)));
+        submit(c, req,
+               send_room_request(c, route_done, s.app_id, buf_str(&s.message), buf_str(&s.msg_id),
+                                 buf_str(&s.user)));
     send_params_free(&s);
 }
 

@@ -480,6 +480,45 @@ sbuf_t *im_frame_push_to(im_str_t seq, im_str_t cmd, im_str_t target, im_str_t m
     return frame_build(out_push, &a);
 }
 
+sbuf_t *im_push_payload(im_str_t seq, im_str_t cmd, im_str_t target, im_str_t msg, im_str_t from) {
+    frame_args_t a = {
+        .seq = seq, .cmd = cmd, .code = IM_OK, .target = target, .msg = msg, .from = from};
+    out_t count = {NULL, 0}, w;
+
+    out_push(&count, &a);
+    if (count.len > UINT32_MAX - WS_FRAME_MAX_SERVER_HEADER)
+        return NULL;
+    sbuf_t *s = sbuf_new(WS_FRAME_MAX_SERVER_HEADER + count.len);
+    if (!s)
+        return NULL;
+    w.dst = s->data + WS_FRAME_MAX_SERVER_HEADER;
+    w.len = 0;
+    out_push(&w, &a);
+    assert(w.len == count.len);
+    s->off = WS_FRAME_MAX_SERVER_HEADER;
+    s->len = (uint32_t)w.len;
+    return s;
+}
+
+sbuf_t *im_frame_wrap(sbuf_t *p) {
+    if (!p)
+        return NULL;
+    assert(p->off == WS_FRAME_MAX_SERVER_HEADER);
+    frame_finish(p, p->len);
+    return p;
+}
+
+sbuf_t *im_frame_text(const void *p, size_t n) {
+    if (n > UINT32_MAX - WS_FRAME_MAX_SERVER_HEADER)
+        return NULL;
+    sbuf_t *s = sbuf_new(WS_FRAME_MAX_SERVER_HEADER + n);
+    if (!s)
+        return NULL;
+    memcpy(s->data + WS_FRAME_MAX_SERVER_HEADER, p, n);
+    frame_finish(s, n);
+    return s;
+}
+
 sbuf_t *im_frame_from_buf(const buf_t *b) {
     size_t payload;
     sbuf_t *s;

@@ -117,6 +117,18 @@ sbuf_t *im_frame_push(im_str_t seq, im_str_t cmd, im_str_t msg, im_str_t from);
 /* The same with a target: the receiver's userID for a direct message ("" for room pushes). */
 sbuf_t *im_frame_push_to(im_str_t seq, im_str_t cmd, im_str_t target, im_str_t msg, im_str_t from);
 
+/* A push's JSON alone, not framed yet: the same bytes as im_frame_push_to's payload, with
+ * WS_FRAME_MAX_SERVER_HEADER bytes of room before them (s->off), so that framing it for local
+ * delivery (im_frame_wrap) copies nothing, while the cluster publishes the JSON as it is. */
+sbuf_t *im_push_payload(im_str_t seq, im_str_t cmd, im_str_t target, im_str_t msg, im_str_t from);
+
+/* Turns a payload from im_push_payload (not shared yet: refcount 1) into a text frame in place;
+ * takes the reference and returns it (NULL if p is NULL). */
+sbuf_t *im_frame_wrap(sbuf_t *p);
+
+/* A text frame holding a copy of the JSON p[0..n) (a push received from another node). */
+sbuf_t *im_frame_text(const void *p, size_t n);
+
 /* Wraps a JSON payload that was written into `b` after WS_FRAME_MAX_SERVER_HEADER reserved bytes
  * into a text frame: returns an sbuf whose bytes are header + payload (off set accordingly). */
 sbuf_t *im_frame_from_buf(const buf_t *b);

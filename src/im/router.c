@@ -1,5 +1,6 @@
 #include "im/router.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "im/dedup.h"
@@ -51,10 +52,46 @@ static int cmd_heartbeat(conn_t *c, const im_request_t *req, const char **data) 
 }
 
 /* sendMessage / sendMessageAll over the WebSocket: the HTTP routes' delivery, with `from` the
- * sender's userID (goWebSocket sends only over HTTP; its users asked for this). */
-static int send_reply(int r, const char **data) {
-    *data = send_result_json(r);
-    return *data ? IM_OK : IM_SYSTEM_ERROR;
+ * sender's userID (goWebSocket sends only over HTTP; its users asked for this). The answer
+ * comes from the route, at once or later; the connection waits for it (conn_defer), so replies
+ * keep the order of the requests. */
+#define ANSWERED_LATER 0 /* a handler's "no reply now" */
+
+/* What a later reply needs of the request: its seq and cmd. */
+typedef struct {
+    size_t seq_len, cmd_len;
+    char text[]; /* seq then cmd */
+} pending_t;
+
+static void reply(conn_t *c, im_str_t seq, im_str_t cmd, int code, const char *data);
+
+static void send_done(route_req_t *r, worker_t *w) {
+    pending_t *p = r->ctx;
+    conn_t *c = w ? worker_conn(w, r->conn) : NULL;
+    if (c && conn_is_deferred(c)) {
+        const char *data = send_result_json(r->result);
+        reply(c, (im_str_t){p->text, p->seq_len}, (im_str_t){p->text + p->seq_len, p->cmd_len},
+              data ? IM_OK : IM_SYSTEM_ERROR, data);
+        conn_resume(c);
+    }
+    free(p);
+    route_req_free(r);
+}
+
+static int submit_send(conn_t *c, const im_request_t *req, route_req_t *r) {
+    pending_t *p = r ? malloc(sizeof *p + req->seq.len + req->cmd.len) : NULL;
+    if (!p) {
+        route_req_free(r);
+        return IM_SYSTEM_ERROR;
+    }
+    p->seq_len = req->seq.len;
+    p->cmd_len = req->cmd.len;
+    memcpy(p->text, req->seq.p, req->seq.len);
+    memcpy(p->text + req->seq.len, req->cmd.p, req->cmd.len);
+    r->ctx = p;
+    conn_defer(c);
+    route_submit(r);
+    return ANSWERED_LATER;
 }
 
 /* Checks the common fields; returns 0 or the response code. */
@@ -78,7 +115,9 @@ static int cmd_send_message(conn_t *c, const im_request_t *req, const char **dat
     session_t *s = session_of(c);
     im_str_t from;
     from.p = hub_session_user(s, &from.len);
-    return send_reply(send_to_user(hub_session_app(s), m.user_id, m.message, m.msg_id, from), data);
+    return submit_send(
+        c, req,
+        send_user_request(c, send_done, hub_session_app(s), m.user_id, m.message, m.msg_id, from));
 }
 
 static int cmd_send_message_all(conn_t *c, const im_request_t *req, const char **data) {
@@ -89,7 +128,8 @@ static int cmd_send_message_all(conn_t *c, const im_request_t *req, const char *
     session_t *s = session_of(c);
     im_str_t from;
     from.p = hub_session_user(s, &from.len);
-    return send_reply(send_to_room(hub_session_app(s), m.message, m.msg_id, from), data);
+    return submit_send(
+        c, req, send_room_request(c, send_done, hub_session_app(s), m.message, m.msg_id, from));
 }
 
 static const struct {
@@ -137,7 +177,8 @@ void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary) {
     cmd_handler_t fn = find_command(req.cmd);
     const char *out = NULL;
     int code = fn ? fn(c, &req, &out) : IM_NO_ROUTE;
-    reply(c, req.seq, req.cmd, code, out);
+    if (code != ANSWERED_LATER)
+        reply(c, req.seq, req.cmd, code, out);
     im_request_free(&req);
 }
 

@@ -1,49 +1,36 @@
 #include "im/send.h"
 
-#include "im/dedup.h"
-#include "im/hub.h"
-#include "net/worker.h"
-#include "util/clock.h"
-
-/* A duplicate is dropped and counted on the calling worker. */
-static bool duplicate(im_str_t msg_id) {
-    if (!dedup_check(msg_id.p, msg_id.len, clock_mono_s()))
-        return false;
-    worker_t *w = net_current_worker();
-    if (w)
-        STAT_INC(&w->stats, duplicatesDropped);
-    return true;
+static route_req_t *request(uint8_t kind, conn_t *c, route_done_fn done, uint32_t app_id,
+                            im_str_t user, im_str_t message, im_str_t msg_id, im_str_t from) {
+    route_req_t *r = route_req_new(kind, c, done, app_id, user, from, msg_id);
+    if (!r)
+        return NULL;
+    im_str_t target = kind == ROUTE_SEND_USER ? user : im_str("");
+    r->payload = im_push_payload(msg_id, im_str("msg"), target, message, from);
+    if (!r->payload) {
+        route_req_free(r);
+        return NULL;
+    }
+    return r;
 }
 
-int send_to_user(uint32_t app_id, im_str_t user, im_str_t message, im_str_t msg_id, im_str_t from) {
-    if (duplicate(msg_id))
-        return SEND_DUPLICATE;
-    sbuf_t *f = im_frame_push_to(msg_id, im_str("msg"), user, message, from);
-    if (!f)
-        return SEND_NOMEM;
-    int n = hub_send_user(app_id, user.p, user.len, f);
-    sbuf_unref(f);
-    return n > 0 ? SEND_DELIVERED : SEND_OFFLINE;
+route_req_t *send_user_request(conn_t *c, route_done_fn done, uint32_t app_id, im_str_t user,
+                               im_str_t message, im_str_t msg_id, im_str_t from) {
+    return request(ROUTE_SEND_USER, c, done, app_id, user, message, msg_id, from);
 }
 
-int send_to_room(uint32_t app_id, im_str_t message, im_str_t msg_id, im_str_t from) {
-    if (duplicate(msg_id))
-        return SEND_DUPLICATE;
-    sbuf_t *f = im_frame_push(msg_id, im_str("msg"), message, from);
-    if (!f)
-        return SEND_NOMEM;
-    int r = hub_send_room(app_id, f, from.p, from.len);
-    sbuf_unref(f);
-    return r == 0 ? SEND_DELIVERED : SEND_NOMEM;
+route_req_t *send_room_request(conn_t *c, route_done_fn done, uint32_t app_id, im_str_t message,
+                               im_str_t msg_id, im_str_t from) {
+    return request(ROUTE_SEND_ROOM, c, done, app_id, im_str(""), message, msg_id, from);
 }
 
 const char *send_result_json(int result) {
     switch (result) {
-    case SEND_DUPLICATE:
+    case ROUTE_DUPLICATE:
         return "{}";
-    case SEND_DELIVERED:
+    case ROUTE_DELIVERED:
         return "{\"sendResults\":true}";
-    case SEND_OFFLINE:
+    case ROUTE_OFFLINE:
         return "{\"sendResults\":false}";
     default:
         return NULL;

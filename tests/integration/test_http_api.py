@@ -90,6 +90,11 @@ class HttpApiTest(NodeTestCase):
                 self.assertEqual(data, {"online": want, "userID": params["userID"]})
         status, h, body, _ = self.http.get("/user/online", {"appID": room})
         self.assertJsonError(status, h, body, 400, "userID missing")
+        # A userID no login accepts (README: 400 above 19 bytes), not a lookup of a prefix.
+        c20 = self.client(uid("x" * 12)[:19], room)
+        status, h, body, _ = self.http.get("/user/online", {"userID": c20.user + "z"})
+        self.assertJsonError(status, h, body, 400, "userID of 20 bytes")
+        c20.close_gracefully()
         c.close_gracefully()
         wait_until(lambda: self.http.get("/user/online", {"userID": user})[2]["data"]["online"]
                    is False, 3, what="offline after close")

@@ -175,6 +175,35 @@ static void test_push_examples(void **state) {
     sbuf_unref(s);
 }
 
+/* A push built as JSON alone (what the cluster publishes) and framed afterwards, in place or
+ * from a copy, is the same frame as im_frame_push_to's, for each of the three length forms. */
+static void test_push_payload_then_frame(void **state) {
+    (void)state;
+    static char big[70000];
+    memset(big, 'x', sizeof big - 1);
+    size_t sizes[] = {5, 300, sizeof big - 1};
+    for (size_t i = 0; i < 3; i++) {
+        im_str_t msg = {big, sizes[i]};
+        sbuf_t *want =
+            im_frame_push_to(im_str("s1"), im_str("msg"), im_str("bob"), msg, im_str("<al>"));
+        sbuf_t *p =
+            im_push_payload(im_str("s1"), im_str("msg"), im_str("bob"), msg, im_str("<al>"));
+        assert_non_null(p);
+        assert_int_equal(p->off, WS_FRAME_MAX_SERVER_HEADER);
+        assert_int_equal(sbuf_bytes(p)[0], '{'); /* JSON, no header yet */
+        sbuf_t *copy = im_frame_text(sbuf_bytes(p), p->len);
+        sbuf_t *f = im_frame_wrap(p);
+        assert_int_equal(f->len, want->len);
+        assert_memory_equal(sbuf_bytes(f), sbuf_bytes(want), want->len);
+        assert_int_equal(copy->len, want->len);
+        assert_memory_equal(sbuf_bytes(copy), sbuf_bytes(want), want->len);
+        sbuf_unref(f);
+        sbuf_unref(copy);
+        sbuf_unref(want);
+    }
+    assert_null(im_frame_wrap(NULL));
+}
+
 /* The echoed seq and cmd are escaped; a NUL inside seq survives the round trip. */
 static void test_response_escapes_echo(void **state) {
     (void)state;
@@ -684,6 +713,7 @@ int main(void) {
         cmocka_unit_test(test_login_decode_errors),
         cmocka_unit_test(test_login_key_order),
         cmocka_unit_test(test_heartbeat_decode),
+        cmocka_unit_test(test_push_payload_then_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
