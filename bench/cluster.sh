@@ -338,7 +338,7 @@ for r in rows:
     if bad or r.get("node_rcs", "0").strip("0,"):
         print("- %s %s: %s; node exit statuses %s" % (r["peer"], r["scenario"],
               ", ".join("%s=%s" % (k, r[k]) for k in bad) or "-", r.get("node_rcs", "?")))
-if rows and rows[0].get("imgate_cluster") == "0" and "imgate" in peers:
+if rows and rows[0].get("imgate_cluster") == "0" and "imgate" in peers and rows[0].get("nodes") != "1":
     print("- imgate ran without cluster mode (no --cluster.nodeId): nodes 1..n are independent, "
           "so their clients' deliveries are lost")
 EOF
