@@ -310,7 +310,13 @@ static void linger(conn_t *c) {
 static void update_events(conn_t *c) {
     if (c->_fd < 0)
         return;
-    uint32_t events = (c->_flags & CONN_F_PAUSED) ? 0 : EPOLLIN;
+    uint32_t events = EPOLLIN;
+    if (c->_flags & CONN_F_PAUSED) {
+        events = 0;
+        c->_flags |= CONN_F_READ_OFF;
+    } else {
+        c->_flags &= (uint16_t)~CONN_F_READ_OFF;
+    }
     if (c->_flags & CONN_F_WANT_WRITE)
         events |= EPOLLOUT;
     struct epoll_event ev = {.events = events, .data.ptr = c};
@@ -594,11 +600,17 @@ static void http_process(conn_t *c, int r) {
 
 /* ---- answers that come later ---- */
 
+/* Stops watching input if c is still paused when its input handling returns to the loop (an
+ * answer that came at once costs no system call). */
+static void pause_input(conn_t *c) {
+    if ((c->_flags & CONN_F_PAUSED) && !(c->_flags & CONN_F_READ_OFF))
+        update_events(c);
+}
+
 void conn_defer(conn_t *c) {
     if (c->_flags & CONN_F_PAUSED)
         return;
     c->_flags |= CONN_F_PAUSED;
-    update_events(c);
     if (c->_state == CONN_HTTP)
         conn_set_timeout(c, conn_worker(c)->cfg->handshake_timeout);
 }
@@ -608,7 +620,8 @@ void conn_resume(conn_t *c) {
         return;
     worker_t *w = conn_worker(c);
     c->_flags &= (uint16_t)~CONN_F_PAUSED;
-    update_events(c);
+    if (c->_flags & CONN_F_READ_OFF)
+        update_events(c);
     if (w->_reading == c)
         return; /* answered at once: the input loop that deferred goes on by itself */
     conn_t *outer = w->_reading;
@@ -620,6 +633,8 @@ void conn_resume(conn_t *c) {
         if (r < 0)
             conn_ws_error(c, r);
     }
+    if (c->_state != CONN_DEAD)
+        pause_input(c);
     w->_reading = outer;
 }
 
@@ -717,6 +732,8 @@ static void on_readable(conn_t *c) {
     worker_t *w = conn_worker(c);
     w->_reading = c;
     read_input(c);
+    if (c->_state != CONN_DEAD)
+        pause_input(c);
     w->_reading = NULL;
 }
 

@@ -37,6 +37,7 @@ enum {
     CONN_F_IN_PRIO_LIST = 1u << 8, /* in the worker's list of replies to flush first */
     CONN_F_PAUSED = 1u << 9,       /* the answer to the current request comes later: no input */
     CONN_F_WS_INPUT = 1u << 10,    /* the input union holds _ws (upgraded), not _http */
+    CONN_F_READ_OFF = 1u << 11,    /* epoll is not watching input (paused) */
 };
 
 typedef struct conn {
