@@ -55,6 +55,7 @@ typedef struct {
 static const char *check_log_level(const char *v);
 static const char *check_ip_literal(const char *v);
 static const char *check_host_port(const char *v);
+static const char *check_node_id(const char *v);
 
 /* The one table of keys and defaults. Each comment says why the default is what it is. */
 static const config_key_t keys[] = {
@@ -139,7 +140,7 @@ static const config_key_t keys[] = {
         "msgIDs remembered at most (the oldest are forgotten first)"),
     /* "": one node needs nothing else; presence lives in memory. The seed used localhost:6379. */
     STR("redis.addr", redis_addr, check_host_port, "",
-        "Redis host:port shared by the nodes of a cluster; \"\" = single node"),
+        "Redis host:port (or unix:/path) shared by the nodes of a cluster; \"\" = single node"),
     STR("redis.password", redis_password, NULL, "", "Redis password; \"\" = none"),
     /* 0: the seed's DB and Redis' own default. */
     NUM("redis.DB", redis_db, 0, 65535, "0", "Redis database number"),
@@ -147,6 +148,28 @@ static const config_key_t keys[] = {
     NUM("redis.poolSize", redis_pool_size, 1, 1024, "30", "Redis connections at most"),
     NUM("redis.minIdleConns", redis_min_idle_conns, 0, 1024, "30",
         "Redis connections kept open while idle"),
+    /* "": host, HTTP port and a random suffix, new at every start: a restarted node is a new
+     * node, so cleaning up after its old self can never remove its new users. */
+    STR("cluster.nodeId", cluster_node_id, check_node_id, "",
+        "this node's id in the cluster (unique); \"\" = <host>:<httpPort>-<random>"),
+    /* 15 s: a node killed with -9 leaves cluster presence within this (its alive key lives
+     * half of it, refreshed every sixth; live nodes look for dead ones every sixth), while a
+     * node stalled for a few seconds is not declared dead. The issue's bound is 30 s. */
+    NUM("cluster.nodeTimeout", cluster_node_timeout, 1, 3600, "15",
+        "seconds after which a node that stopped refreshing its registration is removed, with "
+        "its users"),
+    /* 60 s: keeps heartbeatTime of the seed's presence record within a minute of now (tools of
+     * the seed count a record as online for 180 s); one batched script call per 500 users. */
+    NUM("cluster.presenceRefresh", cluster_presence_refresh, 1, 3600, "60",
+        "seconds between refreshes of this node's presence records in Redis"),
+    /* 3 s: Redis answers in well under a millisecond; a link that has not answered for 3 s is
+     * broken: it is dropped and reconnected, and what waited on it answers 503 / 1004. */
+    NUM("cluster.requestTimeout", cluster_request_timeout, 100, 60000, "3000",
+        "milliseconds a Redis command may wait for its answer before the link is reset"),
+    /* 100 000 commands in flight (a few MB): far above what a node sends in a round trip; past
+     * it a request answers 503 instead of queueing more towards a Redis that can't keep up. */
+    NUM("cluster.maxPending", cluster_max_pending, 1, 10000000, "100000",
+        "Redis commands waiting for their answer at most"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -225,10 +248,24 @@ static int parse_int(const char *s, int64_t *out) {
 static const char *check_host_port(const char *v) {
     if (!*v)
         return NULL;
+    if (strncmp(v, "unix:", 5) == 0)
+        return v[5] == '/' ? NULL : "a Unix socket must be unix:/absolute/path";
     const char *colon = strrchr(v, ':');
     int64_t port;
     if (!colon || colon == v || parse_int(colon + 1, &port) < 0 || port < 1 || port > 65535)
         return "must be host:port (port 1..65535), or \"\"";
+    return NULL;
+}
+
+/* Node ids appear in Redis key names and channels: printable ASCII without spaces, at most
+ * 64 bytes. */
+static const char *check_node_id(const char *v) {
+    size_t n = strlen(v);
+    if (n > 64)
+        return "must be at most 64 bytes";
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= ' ' || v[i] > '~')
+            return "must be printable ASCII without spaces";
     return NULL;
 }
 

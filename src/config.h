@@ -41,12 +41,18 @@ typedef struct {
     uint32_t mailbox_capacity;      /* app.mailboxCapacity: tasks per mailbox */
     uint32_t dedup_ttl;             /* app.dedupTtl: seconds a msgID is remembered */
     uint32_t dedup_capacity;        /* app.dedupCapacity: msgIDs remembered at most */
-    /* redis.* — accepted; used by the cluster layer */
+    /* redis.* — the seed's; the cluster layer uses addr, password and DB */
     char redis_addr[CONFIG_STR];     /* redis.addr: "" = single node, presence in memory */
     char redis_password[CONFIG_STR]; /* redis.password */
     int redis_db;                    /* redis.DB */
     int redis_pool_size;             /* redis.poolSize */
     int redis_min_idle_conns;        /* redis.minIdleConns */
+    /* cluster.* — ours */
+    char cluster_node_id[CONFIG_STR];  /* cluster.nodeId: "" = generated at start */
+    uint32_t cluster_node_timeout;     /* cluster.nodeTimeout, seconds */
+    uint32_t cluster_presence_refresh; /* cluster.presenceRefresh, seconds */
+    uint32_t cluster_request_timeout;  /* cluster.requestTimeout, milliseconds */
+    uint32_t cluster_max_pending;      /* cluster.maxPending: Redis commands in flight */
     /* where the file came from, for the start-up log ("" = none found, defaults used) */
     char config_path[CONFIG_STR];
 } config_t;

@@ -41,6 +41,12 @@ static const char *const all_keys[] = {
     "redis.DB",
     "redis.poolSize",
     "redis.minIdleConns",
+    "cluster.nodeId",
+    "cluster.nodeTimeout",
+    "cluster.presenceRefresh",
+    "cluster.requestTimeout",
+    "cluster.maxPending",
+    "app.mailboxCapacity",
 };
 
 /* The seed's config/app.yaml, as goWebSocket ships it. */
