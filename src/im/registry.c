@@ -337,3 +337,33 @@ void registry_foreach_user(registry_visit_fn fn, void *ctx) {
         pthread_mutex_unlock(&sh->lock);
     }
 }
+
+int registry_snapshot(mailbox_t *mb, mailbox_fn fn) {
+    for (int i = 0; i < SHARDS; i++) {
+        shard_t *sh = &g_shards[i];
+        pthread_mutex_lock(&sh->lock);
+        uint32_t n = HASH_COUNT(sh->users);
+        /* One allocation per shard, under its lock: 64 per snapshot, a few per minute. */
+        registry_snapshot_t *part = malloc(sizeof *part + n * sizeof part->users[0]);
+        if (!part) {
+            pthread_mutex_unlock(&sh->lock);
+            return -ENOMEM;
+        }
+        part->count = 0;
+        part->last = i == SHARDS - 1;
+        for (reg_user_t *u = sh->users; u; u = u->hh.next) {
+            uint32_t k = part->count++;
+            part->users[k].app_id = u->app_id;
+            part->users[k].user_len = (uint8_t)(u->key_len - 4);
+            memcpy(part->users[k].user, u->key + 4, (size_t)u->key_len - 4 + 1);
+            part->users[k].seq = u->seq;
+        }
+        int r = mailbox_post_always(mb, fn, part);
+        pthread_mutex_unlock(&sh->lock);
+        if (r) {
+            free(part);
+            return r;
+        }
+    }
+    return 0;
+}

@@ -85,6 +85,27 @@ size_t registry_list_user_keys(buf_t *out);
 size_t registry_user_count(void);
 uint32_t registry_room_online(int room);
 
+/* A part of a snapshot of the local users: the users of one shard, with the seq of the event
+ * that brought each up. `last` marks the final part. Freed by the receiver (free()). */
+typedef struct {
+    uint32_t count;
+    bool last;
+    struct {
+        uint32_t app_id;
+        uint8_t user_len;
+        char user[IM_USER_ID_MAX + 1];
+        uint64_t seq;
+    } users[];
+} registry_snapshot_t;
+
+/* Queues a snapshot of every user logged in here to mb as fn(ctx, registry_snapshot_t *), one
+ * part per shard, each queued while its shard is locked: in the mailbox, a part stands exactly
+ * between the presence events that happened before it and those after it, so a subscriber that
+ * re-announces from it and then applies the later events never sets an older state over a
+ * newer one. Parts are queued even if mb is full (their number is bounded). Returns 0 or
+ * -ENOMEM / a MAILBOX_ERR_* (then no `last` part was queued). */
+int registry_snapshot(mailbox_t *mb, mailbox_fn fn);
+
 /* Calls fn for every user logged in here, with the seq of its last transition: a subscriber that
  * re-announces presence from this snapshot ignores queued events with a seq <= that one. Each
  * shard is locked while its users are visited: fn must only copy. */

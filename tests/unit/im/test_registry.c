@@ -247,12 +247,86 @@ static void test_transitions_keep_their_order_across_threads(void **state) {
     sub_stop(&s);
 }
 
+/* Snapshots taken while the users churn: applied in mailbox order with the events, every user a
+ * part lists is up, with that very seq, in the state the earlier events built. */
+typedef struct {
+    bool up;
+    uint64_t seq;
+} model_t;
+
+static model_t g_model[KEYS];
+static int g_parts, g_checked, g_bad;
+
+static int key_of(const char *user, size_t len) {
+    return len == 2 && user[0] == 'k' ? user[1] - '0' : -1;
+}
+
+static void model_event(void *ctx, void *arg) {
+    presence_event_t *ev = arg;
+    int k = key_of(ev->user, ev->user_len);
+    if (k >= 0)
+        g_model[k] = (model_t){ev->up, ev->seq};
+    presence_event_unref(ev);
+}
+
+static void model_snapshot(void *ctx, void *arg) {
+    registry_snapshot_t *part = arg;
+    for (uint32_t i = 0; i < part->count; i++) {
+        int k = key_of(part->users[i].user, part->users[i].user_len);
+        if (k < 0)
+            continue;
+        g_checked++;
+        if (!g_model[k].up || g_model[k].seq != part->users[i].seq)
+            g_bad++;
+    }
+    g_parts++;
+    free(part);
+}
+
+static void snapshots_while_churning(void *arg) {
+    mailbox_t *mb = arg;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(registry_snapshot(mb, model_snapshot), 0);
+        uv_sleep(1);
+    }
+}
+
+static void test_snapshot_stands_between_events(void **state) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mailbox_t mb;
+    assert_int_equal(registry_init(rooms, 2), 0);
+    assert_int_equal(mailbox_init(&mb, &loop, MAX_EVENTS, NULL), 0);
+    assert_int_equal(registry_subscribe(&mb, model_event, false), 0);
+    memset(g_model, 0, sizeof g_model);
+    g_parts = g_checked = g_bad = 0;
+    uv_thread_t th[THREADS + 1];
+    churner_t ch[THREADS];
+    for (uint32_t i = 0; i < THREADS; i++) {
+        ch[i] = (churner_t){.id = i + 1, .rng = 88172645u * (i + 3)};
+        assert_int_equal(uv_thread_create(&th[i], churn, &ch[i]), 0);
+    }
+    assert_int_equal(uv_thread_create(&th[THREADS], snapshots_while_churning, &mb), 0);
+    for (int i = 0; i <= THREADS; i++)
+        uv_thread_join(&th[i]);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(g_parts, 200 * 64);
+    assert_true(g_checked > 0);
+    assert_int_equal(g_bad, 0);
+    mailbox_close(&mb);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    mailbox_free(&mb);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    registry_free();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multi_device_and_events),
         cmocka_unit_test(test_snapshot_carries_seq),
         cmocka_unit_test(test_full_mailbox_counts_dropped_events),
         cmocka_unit_test(test_transitions_keep_their_order_across_threads),
+        cmocka_unit_test(test_snapshot_stands_between_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
