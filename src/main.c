@@ -8,6 +8,7 @@
 
 #include "api/http_api.h"
 #include "api/web_files.h"
+#include "cluster/cluster.h"
 #include "config.h"
 #include "im/dedup.h"
 #include "im/hub.h"
@@ -22,6 +23,11 @@ extern char **environ;
 
 /* idle HTTP keep-alive connections: nginx's default keepalive_timeout */
 #define KEEPALIVE_TIMEOUT_S 75
+
+/* SIGTERM waits this long for the node's users to leave cluster presence (a few script calls;
+ * Redis answers in milliseconds), then shuts down anyway: they leave when the registration
+ * expires. */
+#define LEAVE_TIMEOUT_MS 2000
 
 static const net_hooks_t hooks = {
     .on_http = api_handle,
@@ -108,6 +114,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     notices_init(&cfg);
+    if ((r = cluster_init(&cfg)) != 0) {
+        log_error("cluster start-up failed: %s", strerror(-r));
+        return 1;
+    }
     router_init(&cfg);
     api_init(&cfg);
     dedup_init(cfg.dedup_ttl, cfg.dedup_capacity);
@@ -121,7 +131,8 @@ int main(int argc, char **argv) {
         log_error("cannot create the main loop's mailbox");
         return 1;
     }
-    if (cfg.room_notices)
+    /* In a cluster, notices follow cluster-wide presence instead (src/cluster/). */
+    if (cfg.room_notices && !cluster_enabled())
         registry_subscribe(&control, notices_on_presence, false);
     uv_signal_t sigint, sigterm;
     uv_signal_init(loop, &sigint);
@@ -140,14 +151,21 @@ int main(int argc, char **argv) {
         log_error("start-up failed: %s", uv_strerror(r));
         return 1;
     }
+    if ((r = cluster_start()) != 0) {
+        log_error("cannot start the cluster thread: %s", uv_strerror(r));
+        return 1;
+    }
     log_info("imgate listening on %s: HTTP %d, WebSocket %d (/acc), %d workers, config %s",
              cfg.bind_address, cfg.http_port, cfg.ws_port, workers,
              cfg.config_path[0] ? cfg.config_path : "(built-in defaults)");
 
     uv_run(loop, UV_RUN_DEFAULT);
 
+    cluster_leave(LEAVE_TIMEOUT_MS); /* out of cluster presence before the clients go */
     net_drain();
     mailbox_close(&control);
+    cluster_stop();
+    cluster_free(); /* before net_free: what it still answers goes to the workers' mailboxes */
     net_free();
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);

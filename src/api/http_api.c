@@ -9,6 +9,7 @@
 
 #include "api/form.h"
 #include "api/web_files.h"
+#include "cluster/cluster.h"
 #include "im/dedup.h"
 #include "im/hub.h"
 #include "im/protocol.h"
@@ -340,6 +341,8 @@ static void state_json(buf_t *data, const buf_t *peers) {
     buf_printf(data, ",\"dedupEntries\":%zu,\"presenceEventsDropped\":%llu,", dedup_size(),
                (unsigned long long)registry_events_dropped());
     append_counters(data);
+    buf_append_str(data, ",\"cluster\":");
+    cluster_state_json(data);
     buf_append_str(data, "}");
     buf_free(&workers);
 }

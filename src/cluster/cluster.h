@@ -1,0 +1,37 @@
+/* Cluster mode: with redis.addr set, this node shares presence with the others and delivers to
+ * them through Redis (docs/design.md "Cluster mode"). One thread of its own runs a loop that
+ * owns the Redis links; workers reach it only through its mailbox, and no worker ever waits on
+ * it. Without redis.addr none of this runs and the node is alone. */
+#ifndef IMGATE_CLUSTER_CLUSTER_H
+#define IMGATE_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "util/buf.h"
+
+/* Before the registry sees a login and before net_start: subscribes to presence events and
+ * puts the cluster route in place. Returns 0 (also when redis.addr is "") or -errno. */
+int cluster_init(const config_t *cfg);
+
+bool cluster_enabled(void);
+
+/* Starts the cluster thread (connects to Redis, and keeps reconnecting). */
+int cluster_start(void);
+
+/* SIGTERM: withdraws this node's users from cluster presence, waiting up to timeout_ms. */
+void cluster_leave(uint32_t timeout_ms);
+
+/* After net_drain: disconnects and joins the thread. */
+void cluster_stop(void);
+
+/* After cluster_stop and before net_free: answers what was still queued, frees everything. */
+void cluster_free(void);
+
+/* Appends the value of /system/state's "cluster": null for a single node, else the node id,
+ * both links (state, since, connects, last error, pending, round trip), the mailbox and the
+ * counters. Any thread. */
+void cluster_state_json(buf_t *out);
+
+#endif

@@ -1,0 +1,167 @@
+/* Cluster presence: this node's users in Redis. The registry's presence events arrive in the
+ * cluster loop's mailbox, in order per user; each becomes one change (U: came up here, D: went
+ * down here) in a batch that is sent as one presence script call at the end of the loop turn
+ * (or when it reaches CLUSTER_BATCH_OPS): a login storm of thousands of users is a handful of
+ * pipelined calls, and Redis applies them in the order they happened.
+ *
+ * When changes could not be sent (Redis down, a call failed) nothing is queued without bound:
+ * the node re-announces instead. A re-announce ("sync") asks the registry for a snapshot, whose
+ * parts arrive in the same mailbox exactly between the events before and after them; every
+ * user in it becomes a P change (present), collected in the node's sync set too; at the end, the
+ * users the node's set still has but the sync set has not went down meanwhile and are taken
+ * down. The same sync every cluster.presenceRefresh seconds keeps the seed record's
+ * heartbeatTime fresh and repairs whatever drifted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/cluster_internal.h"
+#include "cluster/scripts.h"
+#include "im/protocol.h"
+#include "im/registry.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+static void on_presence_reply(redis_link_t *l, redisReply *r, void *priv) {
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) {
+            CLUSTER_COUNT(scriptErrors);
+            log_warn("redis: presence script failed: %s", r->str);
+        }
+        g_cluster.need_sync = true; /* these changes may be lost: re-announce */
+    }
+}
+
+static void batch_begin(bool syncing) {
+    redis_args_t *a = &g_cluster.batch;
+    cluster_args_evalsha(a, SCRIPT_PRESENCE, 0);
+    redis_args_add_str(a, g_cluster.node_id);
+    redis_args_addf(a, "%llu", (unsigned long long)time(NULL));
+    redis_args_addf(a, "%d", CLUSTER_RECORD_TTL);
+    redis_args_add_str(a, g_cluster.acc_ip_json);
+    redis_args_addf(a, "%d", g_cluster.cfg->rpc_port);
+    redis_args_add_str(a, syncing ? "1" : "0");
+    g_cluster.batch_syncing = syncing;
+}
+
+void presence_flush(void) {
+    if (!g_cluster.batch_ops)
+        return;
+    CLUSTER_COUNT(presenceCalls);
+    if (redis_args_send(&g_cluster.batch, &g_cluster.cmd, on_presence_reply, NULL) != 0) {
+        CLUSTER_ADD(presenceLost, (uint64_t)g_cluster.batch_ops);
+        g_cluster.need_sync = true;
+    }
+    g_cluster.batch_ops = 0;
+}
+
+/* Adds one change. user_json is the userId as a JSON string, as the seed's record has it. */
+static void add_change(char op, uint32_t app_id, const char *user, size_t len, const char *client) {
+    if (g_cluster.batch_ops && g_cluster.batch_syncing != g_cluster.syncing)
+        presence_flush(); /* a batch is sent with one syncing flag */
+    if (!g_cluster.batch_ops)
+        batch_begin(g_cluster.syncing);
+    redis_args_t *a = &g_cluster.batch;
+    char o[2] = {op, 0};
+    redis_args_add_str(a, o);
+    redis_args_addf(a, "%u", app_id);
+    redis_args_add(a, user, len);
+    buf_t json = {0};
+    im_json_escape(&json, user, len);
+    redis_args_add(a, json.data, json.len);
+    buf_free(&json);
+    redis_args_add_str(a, client ? client : "");
+    CLUSTER_COUNT(presenceChanges);
+    if (++g_cluster.batch_ops == CLUSTER_BATCH_OPS)
+        presence_flush();
+}
+
+void presence_on_event(void *ctx, void *arg) {
+    presence_event_t *ev = arg;
+    if (ev->up && atomic_load(&g_cluster.leaving)) {
+        /* A login during shutdown: the node is leaving the cluster, don't announce it. */
+    } else if (!cluster_usable()) {
+        CLUSTER_COUNT(presenceLost);
+        g_cluster.need_sync = true;
+    } else {
+        add_change(ev->up ? 'U' : 'D', ev->app_id, ev->user, ev->user_len, ev->client);
+    }
+    presence_event_unref(ev);
+}
+
+static void on_sync_done(redis_link_t *l, redisReply *r, void *priv) {
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        if (r->integer > 0) {
+            CLUSTER_ADD(syncStale, (uint64_t)r->integer);
+            log_info("cluster: %lld users that left while Redis could not be told are gone now",
+                     r->integer);
+        }
+        return;
+    }
+    if (r)
+        log_warn("redis: sync script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    g_cluster.need_sync = true;
+}
+
+void presence_on_snapshot(void *ctx, void *arg) {
+    registry_snapshot_t *part = arg;
+    if (g_cluster.syncing && cluster_usable() && !atomic_load(&g_cluster.leaving)) {
+        for (uint32_t i = 0; i < part->count; i++)
+            add_change('P', part->users[i].app_id, part->users[i].user, part->users[i].user_len,
+                       NULL);
+        if (part->last) {
+            presence_flush();
+            redis_args_t a = {0};
+            cluster_args_evalsha(&a, SCRIPT_SYNC_DONE, 0);
+            redis_args_add_str(&a, g_cluster.node_id);
+            redis_args_addf(&a, "%llu", (unsigned long long)time(NULL));
+            redis_args_addf(&a, "%d", CLUSTER_RECORD_TTL);
+            if (redis_args_send(&a, &g_cluster.cmd, on_sync_done, NULL) != 0)
+                g_cluster.need_sync = true;
+            redis_args_free(&a);
+        }
+    } else if (g_cluster.syncing) {
+        g_cluster.need_sync = true; /* the link went down while re-announcing */
+    }
+    if (part->last)
+        g_cluster.syncing = false;
+    free(part);
+}
+
+void presence_start_sync(void) {
+    if (g_cluster.syncing || !cluster_usable() || atomic_load(&g_cluster.leaving))
+        return;
+    presence_flush(); /* what is batched goes before the sync starts */
+    const char *argv[] = {"DEL", NULL};
+    char key[CONFIG_STR + 32];
+    snprintf(key, sizeof key, "imgate:node:%s:sync", g_cluster.node_id);
+    argv[1] = key;
+    if (redis_link_command(&g_cluster.cmd, on_presence_reply, NULL, 2, argv, NULL) != 0)
+        return;
+    g_cluster.syncing = true;
+    g_cluster.need_sync = false;
+    g_cluster.last_sync_ms = clock_mono_ms();
+    CLUSTER_COUNT(syncs);
+    if (registry_snapshot(&g_cluster.mb, presence_on_snapshot) != 0) {
+        log_warn("cluster: cannot take a snapshot of the local users; will retry");
+        g_cluster.need_sync = true;
+        /* Parts already queued arrive with syncing set; the last one never comes: end here. */
+        g_cluster.syncing = false;
+    }
+}
+
+void presence_link_down(void) {
+    if (g_cluster.batch_ops) {
+        CLUSTER_ADD(presenceLost, (uint64_t)g_cluster.batch_ops);
+        redis_args_reset(&g_cluster.batch);
+        g_cluster.batch_ops = 0;
+    }
+    g_cluster.need_sync = true;
+}
+
+void presence_tick(uint64_t now_ms) {
+    uint64_t refresh_ms = (uint64_t)g_cluster.cfg->cluster_presence_refresh * 1000u;
+    if (g_cluster.need_sync || now_ms - g_cluster.last_sync_ms >= refresh_ms)
+        presence_start_sync();
+}
