@@ -121,13 +121,17 @@ static void on_setup_reply(redis_link_t *l, redisReply *r, void *priv) {
 
 /* ---- connecting ---- */
 
+static void on_reconnect_timer(uv_timer_t *t) {
+    connect_now(t->data);
+}
+
 static void schedule_reconnect(redis_link_t *l) {
     if (l->_stopping)
         return;
     uint32_t wait = l->_backoff_ms / 2 + (uint32_t)(rand() % (int)(l->_backoff_ms / 2 + 1));
     l->_backoff_ms = l->_backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->_backoff_ms * 2;
     uv_timer_stop(&l->_timer);
-    uv_timer_start(&l->_timer, (uv_timer_cb)connect_now, wait, 0);
+    uv_timer_start(&l->_timer, on_reconnect_timer, wait, 0);
 }
 
 static void went_down(redis_link_t *l) {

@@ -419,7 +419,9 @@ void conn_http_reply(conn_t *c, const http_req_t *req, int status, sbuf_t *resp)
         resp->len = (uint32_t)(end - resp->data) + 4;
     http_log(c, req, status, resp->len);
     queue_owned(c, resp);
-    if (!req->keep_alive || status >= 500)
+    /* A 503 (Redis unreachable, overloaded) keeps the connection: the response said so, and the
+     * caller may retry on it. Errors that end a connection go through final_error. */
+    if (!req->keep_alive)
         conn_close(c, 0, NULL);
 }
 

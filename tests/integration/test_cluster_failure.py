@@ -1,0 +1,185 @@
+"""What a cluster does when a part of it fails (issue 7, "Failure"): a node stopped with SIGTERM
+takes its users out of cluster presence at once; a node killed with -9 is out within the bound
+(cluster.nodeTimeout, 3 s here), sends to its users answer false at once and room pushes reach
+everyone else; Redis stopped while clients stay connected: every node keeps serving its own
+users, what needs Redis answers 503 / 1004, nothing is a false success; Redis back: the nodes
+re-announce their users and cross-node delivery works again without a restart; users that
+Redis still lists but the node no longer has are removed by the next re-announce."""
+
+import json
+import signal
+import time
+import unittest
+
+from clustertest import Cluster, until
+from imtest import Client, Http, send_all, send_message, uid
+
+
+class ClusterFailureTest(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster(0)
+        self.cluster.start()
+        self._closers = []
+
+    def tearDown(self):
+        for fn in reversed(self._closers):
+            try:
+                fn()
+            except Exception:
+                pass
+        errs = {n.node_id: n.stderr() for n in self.cluster.nodes}
+        codes = self.cluster.stop()
+        bad = {k: v for k, v in codes.items() if v != 0}
+        if bad:
+            self.fail("exit codes %r:\n%s" % (bad, "\n".join(errs[k][-3000:] for k in bad)))
+
+    def node(self, name, **options):
+        return self.cluster.add_node(name, **options)
+
+    def client(self, node, user, app=101):
+        c = Client(node.ws_port, user, app)
+        self._closers.append(c.shutdown)
+        return c
+
+    def http(self, node):
+        h = Http(node.http_port)
+        self._closers.append(h.close)
+        return h
+
+    def online(self, h, user):
+        st, _, body, _ = h.get("/user/online", {"userID": user})
+        return st, body
+
+    def test_sigterm_withdraws_the_nodes_users_at_once(self):
+        a, b = self.node("a"), self.node("b")
+        ob = self.client(a, uid("ob"))
+        users = [uid("t%d" % i) for i in range(20)]
+        for u in users:
+            self.client(b, u)
+        h = self.http(a)
+        until(lambda: len(h.get("/user/list", {"appID": 101})[2]["data"]["userList"]) == 21, 5,
+              what="all listed")
+        t0 = time.monotonic()
+        b.proc.send_signal(signal.SIGTERM)
+        # Out of presence before the node has even finished closing its clients (5 s).
+        until(lambda: h.get("/user/list", {"appID": 101})[2]["data"]["userList"] == [ob.user],
+              2, what="b's users gone from the list")
+        self.assertLess(time.monotonic() - t0, 2)
+        for u in users:
+            self.assertEqual(self.online(h, u)[1]["data"]["online"], False)
+        until(lambda: len([m for m in ob.pushes("exit")]) == 20, 3, what="20 exits")
+        r = self.cluster.redis
+        self.assertEqual(r.cmd("SMEMBERS", "imgate:node:b:users"), [])
+        self.assertNotIn("b", r.cmd("HKEYS", "imgate:nodes"))
+        self.assertEqual(b.proc.wait(10), 0)
+        self.assertIn("left cluster presence", b.stderr())
+
+    def test_kill_9_node_is_gone_within_the_bound(self):
+        a, b = self.node("a"), self.node("b")
+        ha = self.http(a)
+        stays = self.client(a, uid("stay"))
+        victim = uid("v")
+        self.client(b, victim)
+        until(lambda: self.online(ha, victim)[1]["data"]["online"], 3, what="victim online")
+        b.proc.kill()
+        b.proc.wait()
+        t0 = time.monotonic()
+        # At once: nobody receives for the dead node, so a direct message is not delivered.
+        self.assertEqual(send_message(ha, 101, victim, "lost?")[1]["data"],
+                         {"sendResults": False})
+        # And within the bound (nodeTimeout 3 s) it is offline everywhere.
+        until(lambda: self.online(ha, victim)[1]["data"]["online"] is False, 4,
+              what="victim offline")
+        until(lambda: victim not in ha.get("/user/list", {"appID": 101})[2]["data"]["userList"],
+              4, what="victim out of the list")
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 3.5)
+        r = self.cluster.redis
+        until(lambda: "b" not in r.cmd("HKEYS", "imgate:nodes"), 3, what="b out of the registry")
+        rec = json.loads(r.cmd("GET", "acc:user:online:101_" + victim))
+        self.assertTrue(rec["isLogoff"])
+        # The room still reaches everyone who is left.
+        self.assertEqual(send_all(ha, 101, "still here", sender="x")[1]["data"],
+                         {"sendResults": True})
+        stays.wait_for(lambda m: m.get("cmd") == "msg" and
+                       m["response"]["data"]["msg"] == "still here")
+        self.assertGreaterEqual(a.state()["cluster"]["counters"]["nodesReaped"], 1)
+        b.stop()                      # reaps the killed process (exit -9)
+        self.cluster.nodes.remove(b)
+        b.cleanup()
+
+    def test_redis_down_then_back(self):
+        a, b = self.node("a"), self.node("b")
+        ha, hb = self.http(a), self.http(b)
+        alice = self.client(a, uid("alice"))
+        bob = self.client(b, uid("bob"))
+        until(lambda: self.online(ha, bob.user)[1]["data"]["online"], 3, what="bob online")
+        self.cluster.redis.stop()
+        until(lambda: not a.state()["cluster"]["usable"], 5, what="a sees Redis down")
+        until(lambda: not b.state()["cluster"]["usable"], 5, what="b sees Redis down")
+        # Local service goes on: logins, heartbeats, pushes to local users.
+        carol = self.client(a, uid("carol"))
+        self.assertEqual(carol.request("heartbeat", {"userID": carol.user})["response"]["code"],
+                         200)
+        self.assertEqual(send_message(ha, 101, alice.user, "local")[1]["data"],
+                         {"sendResults": True})
+        alice.wait_for(lambda m: m.get("cmd") == "msg" and
+                       m["response"]["data"]["msg"] == "local")
+        self.assertEqual(self.online(ha, carol.user)[1]["data"]["online"], True)
+        # What needs Redis says so: never a false success.
+        st, body = send_message(ha, 101, bob.user, "remote")
+        self.assertEqual(st, 503, body)
+        self.assertEqual(body["code"], 503)
+        self.assertIn("Redis", body["msg"])
+        st, body = send_all(ha, 101, "room")
+        self.assertEqual(st, 503, body)
+        self.assertEqual(self.online(ha, bob.user)[0], 503)
+        self.assertEqual(ha.get("/user/list", {"appID": 101})[0], 503)
+        r = alice.request("sendMessage", {"userID": bob.user, "message": "ws remote"})
+        self.assertEqual(r["response"]["code"], 1004)
+        r = alice.request("sendMessageAll", {"message": "ws room"})
+        self.assertEqual(r["response"]["code"], 1004)
+        time.sleep(0.3)
+        self.assertEqual(bob.pushes("msg"), [])
+        st = a.state()["cluster"]
+        self.assertEqual(st["commands"]["state"] in ("down", "connecting"), True, st)
+        self.assertGreater(st["counters"]["requestsUnavailable"], 0)
+        self.assertEqual(a.stderr().count("link down"), 2)   # once per link, not per attempt
+        # Redis comes back (empty): the nodes reconnect and re-announce their users.
+        self.cluster.redis.start()
+        for n in (a, b):
+            self.cluster.wait_usable(n, 10)
+        until(lambda: sorted(ha.get("/user/list", {"appID": 101})[2]["data"]["userList"]) ==
+              sorted([alice.user, bob.user, carol.user]), 5, what="all three re-announced")
+        self.assertEqual(send_message(ha, 101, bob.user, "back")[1]["data"],
+                         {"sendResults": True})
+        bob.wait_for(lambda m: m.get("cmd") == "msg" and m["response"]["data"]["msg"] == "back")
+        self.assertEqual(send_all(hb, 101, "room back", sender=bob.user)[1]["data"],
+                         {"sendResults": True})
+        for c in (alice, carol):
+            c.wait_for(lambda m: m.get("cmd") == "msg" and
+                       m["response"]["data"]["msg"] == "room back")
+        self.assertGreaterEqual(a.state()["cluster"]["commands"]["connects"], 2)
+
+    def test_users_redis_still_lists_but_the_node_lost_are_removed(self):
+        # Presence drifted (changes lost while the link was down and Redis kept its data):
+        # the periodic re-announce (every second here) repairs it, with an exit for the ghost.
+        a = self.node("a", **{"cluster.presenceRefresh": 1})
+        ob = self.client(a, uid("ob"))
+        r = self.cluster.redis
+        ghost = uid("ghost")
+        r.cmd("SADD", "imgate:node:a:users", "101_" + ghost)
+        r.cmd("SADD", "imgate:user:101_" + ghost, "a")
+        r.cmd("SADD", "imgate:room:101", ghost)
+        # And one the node has but Redis lost: re-added.
+        r.cmd("SREM", "imgate:room:101", ob.user)
+        r.cmd("DEL", "imgate:user:101_" + ob.user)
+        ha = self.http(a)
+        until(lambda: sorted(ha.get("/user/list", {"appID": 101})[2]["data"]["userList"]) ==
+              [ob.user], 4, what="the ghost removed and the real user back")
+        ob.wait_for(lambda m: m.get("cmd") == "exit" and m["response"]["data"]["from"] == ghost)
+        self.assertGreaterEqual(a.state()["cluster"]["counters"]["syncStale"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
