@@ -86,12 +86,25 @@ static void on_script_loaded(redis_link_t *l, redisReply *r, void *priv) {
     }
 }
 
-static void cmd_up(redis_link_t *l, void *ctx) {
-    /* Scripts first: every EVALSHA after them on this connection finds them. */
+void cluster_load_scripts(void) {
     for (int i = 0; i < SCRIPT_COUNT; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", script_source((script_id_t)i)};
-        redis_link_command(l, on_script_loaded, (void *)script_name((script_id_t)i), 3, argv, NULL);
+        redis_link_command(&g_cluster.cmd, on_script_loaded, (void *)script_name((script_id_t)i), 3,
+                           argv, NULL);
     }
+}
+
+void cluster_script_error(const redisReply *r) {
+    CLUSTER_COUNT(scriptErrors);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        log_warn("redis: the scripts are gone (SCRIPT FLUSH?); loading them again");
+        cluster_load_scripts();
+    }
+}
+
+static void cmd_up(redis_link_t *l, void *ctx) {
+    /* Scripts first: every EVALSHA after them on this connection finds them. */
+    cluster_load_scripts();
     nodes_link_up();
     g_cluster.need_sync = true;
     presence_tick(clock_mono_ms());

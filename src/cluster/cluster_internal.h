@@ -99,6 +99,12 @@ void nodes_leave(void); /* withdraws this node's users; signals leave_cond when 
 void bus_subscribe(void);
 void bus_on_message(redisAsyncContext *ac, void *reply, void *priv);
 
+/* Loads every script on the command link (on connect, and after a NOSCRIPT error). */
+void cluster_load_scripts(void);
+
+/* Counts a script's error reply; a NOSCRIPT one reloads the scripts. */
+void cluster_script_error(const redisReply *r);
+
 /* EVALSHA of script id with numkeys keys first in args (the caller adds everything after
  * "EVALSHA sha numkeys"): appends those two for it. */
 void cluster_args_evalsha(redis_args_t *a, int script, int numkeys);

@@ -24,7 +24,7 @@ static void on_register(redis_link_t *l, redisReply *r, void *priv) {
     if (!r)
         return;
     if (r->type != REDIS_REPLY_INTEGER) {
-        CLUSTER_COUNT(scriptErrors);
+        cluster_script_error(r);
         log_warn("redis: register script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
         return;
     }
@@ -93,8 +93,10 @@ static void on_reap(redis_link_t *l, redisReply *r, void *priv) {
     snprintf(id, sizeof id, "%s", node);
     long long left;
     if (reap_reply(r, &left) != 0) {
-        if (r)
+        if (r) {
+            cluster_script_error(r);
             log_warn("redis: reap script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        }
         reaping_done(id);
         return;
     }

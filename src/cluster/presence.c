@@ -26,7 +26,7 @@
 static void on_presence_reply(redis_link_t *l, redisReply *r, void *priv) {
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r) {
-            CLUSTER_COUNT(scriptErrors);
+            cluster_script_error(r);
             log_warn("redis: presence script failed: %s", r->str);
         }
         g_cluster.need_sync = true; /* these changes may be lost: re-announce */
@@ -99,8 +99,10 @@ static void on_sync_done(redis_link_t *l, redisReply *r, void *priv) {
         }
         return;
     }
-    if (r)
+    if (r) {
+        cluster_script_error(r);
         log_warn("redis: sync script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    }
     g_cluster.need_sync = true;
 }
 

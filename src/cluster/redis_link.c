@@ -16,6 +16,10 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WATCHDOG_MS    250 /* how often a link that is up checks its oldest command */
+/* Bytes of commands waiting for their answer at most: 64 MiB is a thousand full-size (64 KiB)
+ * messages in flight, far more than a healthy Redis ever lets pile up; past it commands are
+ * refused (503) rather than buffered in hiredis without bound. */
+#define PENDING_BYTES_MAX (64u << 20)
 
 typedef struct redis_pending {
     struct redis_pending *next;
@@ -24,6 +28,7 @@ typedef struct redis_pending {
     void *priv;
     uint64_t sent_ms;
     uint64_t sent_us;
+    size_t bytes;
 } redis_pending_t;
 
 static void connect_now(redis_link_t *l);
@@ -71,6 +76,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
             l->_tail = prev;
     }
     atomic_fetch_sub_explicit(&l->_pending, 1, memory_order_relaxed);
+    l->_pending_bytes -= p->bytes;
     if (reply)
         atomic_store_explicit(&l->_rtt_us, uv_hrtime() / 1000u - p->sent_us, memory_order_relaxed);
     p->fn(l, reply, p->priv);
@@ -81,15 +87,21 @@ int redis_link_command(redis_link_t *l, redis_reply_fn fn, void *priv, int argc,
                        const size_t *lens) {
     if (!l->_ac || !redis_link_up(l))
         return -ENOTCONN;
-    if (atomic_load_explicit(&l->_pending, memory_order_relaxed) >= l->_cfg.max_pending) {
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += lens ? lens[i] : strlen(argv[i]);
+    if (atomic_load_explicit(&l->_pending, memory_order_relaxed) >= l->_cfg.max_pending ||
+        l->_pending_bytes + bytes > PENDING_BYTES_MAX) {
         add_count(&l->_refused, 1);
         return -EAGAIN;
     }
     redis_pending_t *p = malloc(sizeof *p);
     if (!p)
         return -ENOMEM;
-    *p = (redis_pending_t){NULL, l, fn, priv, clock_mono_ms(), uv_hrtime() / 1000u};
+    *p = (redis_pending_t){NULL, l, fn, priv, clock_mono_ms(), uv_hrtime() / 1000u, bytes};
+    l->_pending_bytes += bytes;
     if (redisAsyncCommandArgv(l->_ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+        l->_pending_bytes -= bytes;
         free(p);
         return -ENOTCONN;
     }

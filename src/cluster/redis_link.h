@@ -56,6 +56,7 @@ struct redis_link {
     uint32_t _backoff_ms;
     uint64_t _connect_started_ms;
     struct redis_pending *_head, *_tail; /* commands waiting, oldest first */
+    size_t _pending_bytes;               /* their size */
     /* counters for /system/state */
     _Atomic int _state;
     _Atomic uint32_t _pending;

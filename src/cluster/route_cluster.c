@@ -21,7 +21,7 @@ static void on_answer(redis_link_t *l, redisReply *reply, void *priv) {
     route_req_t *r = priv;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
-            CLUSTER_COUNT(scriptErrors);
+            cluster_script_error(reply);
         CLUSTER_COUNT(requestsUnavailable);
         r->result = ROUTE_UNAVAILABLE;
     } else if (r->kind == ROUTE_LIST) {
