@@ -12,7 +12,7 @@ BUILD ?= build
 ASAN_BUILD ?= build/asan
 TSAN_BUILD ?= build/tsan
 
-.PHONY: all run test deps build asan-build tsan-build unit integration clean format
+.PHONY: all run test deps build asan-build tsan-build unit integration clean format cluster
 
 all: build
 
@@ -44,6 +44,12 @@ tsan-build: deps
 
 run: build
 	./$(BUILD)/imgate
+
+# A local cluster in the foreground: redis-server, three nodes in cluster mode and nginx in front
+# on :8080 (http://127.0.0.1:8080/home/index); deploy/cluster.sh says what runs where. Ctrl-C
+# stops them all.
+cluster: deps build
+	BUILD=$(BUILD) bash deploy/cluster.sh
 
 # npm packages of the tests (playwright-core, ws), exactly as pinned in package-lock.json.
 node_modules/.package-lock.json: package.json package-lock.json
