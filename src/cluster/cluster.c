@@ -153,8 +153,11 @@ static void cluster_main(void *arg) {
 }
 
 int cluster_init(const config_t *cfg) {
-    if (!cfg->redis_addr[0])
+    if (!cfg->redis_addr[0]) {
+        if (cfg->cluster_node_id[0])
+            log_warn("cluster.nodeId is set but redis.addr is not: this node runs alone");
         return 0;
+    }
     memset(&g_cluster, 0, sizeof g_cluster);
     g_cluster.cfg = cfg;
     if (scripts_init() != 0)

@@ -79,6 +79,8 @@ typedef struct {
 
 extern cluster_t g_cluster;
 
+struct route_req;
+
 /* Both links are up: the node can send and receive through Redis. Any thread. */
 bool cluster_usable(void);
 
@@ -86,6 +88,9 @@ bool cluster_usable(void);
 void presence_on_event(void *ctx, void *ev);
 void presence_on_snapshot(void *ctx, void *part);
 void presence_flush(void);
+/* Answers r (route_complete) once every presence change queued so far is applied in Redis: at
+ * once if none is on its way. */
+void presence_barrier(struct route_req *r);
 void presence_start_sync(void); /* asks the registry for a snapshot to re-announce */
 void presence_link_down(void);
 void presence_tick(uint64_t now_ms);

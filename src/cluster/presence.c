@@ -20,10 +20,50 @@
 #include "cluster/scripts.h"
 #include "im/protocol.h"
 #include "im/registry.h"
+#include "im/route.h"
 #include "util/clock.h"
 #include "util/log.h"
 
+/* A presence call on its way, and the requests waiting for it (presence_barrier). Redis answers
+ * in order, so the last call's answer means every earlier one was applied too. */
+typedef struct {
+    route_req_t **waiting;
+    uint32_t count, cap;
+} presence_call_t;
+
+static presence_call_t *g_last_call; /* the newest call not answered yet, or NULL */
+
+static void call_done(presence_call_t *call) {
+    if (g_last_call == call)
+        g_last_call = NULL;
+    for (uint32_t i = 0; i < call->count; i++)
+        route_complete(call->waiting[i]);
+    free(call->waiting);
+    free(call);
+}
+
+void presence_barrier(route_req_t *r) {
+    presence_flush();
+    presence_call_t *call = g_last_call;
+    if (call && call->count == call->cap) {
+        uint32_t cap = call->cap ? call->cap * 2 : 16;
+        route_req_t **w = realloc(call->waiting, cap * sizeof *w);
+        if (!w) {
+            route_complete(r); /* answered a little early rather than never */
+            return;
+        }
+        call->waiting = w;
+        call->cap = cap;
+    }
+    if (call)
+        call->waiting[call->count++] = r;
+    else
+        route_complete(r);
+}
+
 static void on_presence_reply(redis_link_t *l, redisReply *r, void *priv) {
+    if (priv)
+        call_done(priv);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r) {
             cluster_script_error(r);
@@ -49,9 +89,13 @@ void presence_flush(void) {
     if (!g_cluster.batch_ops)
         return;
     CLUSTER_COUNT(presenceCalls);
-    if (redis_args_send(&g_cluster.batch, &g_cluster.cmd, on_presence_reply, NULL) != 0) {
+    presence_call_t *call = calloc(1, sizeof *call);
+    if (redis_args_send(&g_cluster.batch, &g_cluster.cmd, on_presence_reply, call) != 0) {
         CLUSTER_ADD(presenceLost, (uint64_t)g_cluster.batch_ops);
         g_cluster.need_sync = true;
+        free(call);
+    } else if (call) {
+        g_last_call = call;
     }
     g_cluster.batch_ops = 0;
 }

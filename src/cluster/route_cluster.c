@@ -117,6 +117,11 @@ static int build(redis_args_t *a, route_req_t *r) {
 /* On the cluster loop. */
 static void run_request(void *ctx, void *arg) {
     route_req_t *r = arg;
+    if (r->kind == ROUTE_ANNOUNCE) {
+        r->result = ROUTE_DELIVERED;
+        presence_barrier(r);
+        return;
+    }
     redis_args_t a = {0};
     CLUSTER_COUNT(requests);
     if (!cluster_usable() || build(&a, r) != 0 ||
@@ -149,6 +154,11 @@ static void cluster_submit(route_req_t *r) {
         return;
     }
     if (!cluster_usable()) {
+        if (r->kind == ROUTE_ANNOUNCE) {
+            r->result = ROUTE_DELIVERED; /* logged in here; announced when Redis is back */
+            r->done(r, w);
+            return;
+        }
         r->result = r->kind == ROUTE_SEND_USER ? send_here(r) : ROUTE_UNAVAILABLE;
         if (r->result == ROUTE_UNAVAILABLE)
             CLUSTER_COUNT(requestsUnavailable);

@@ -103,6 +103,9 @@ static void local_submit(route_req_t *r) {
         r->count = registry_list_users(r->app_id, &r->list);
         r->result = r->list.data ? ROUTE_DELIVERED : ROUTE_NOMEM;
         break;
+    case ROUTE_ANNOUNCE:
+        r->result = ROUTE_DELIVERED; /* one node: the registry is what everyone sees */
+        break;
     default:
         r->result = ROUTE_NOMEM;
         break;

@@ -22,6 +22,8 @@ enum {
     ROUTE_SEND_ROOM,     /* push payload to every member of room app_id except user `from` */
     ROUTE_ONLINE,        /* is (app_id, user) online anywhere? app_id 0 = in any room */
     ROUTE_LIST,          /* the users of room app_id: a JSON array into `list` */
+    ROUTE_ANNOUNCE,      /* answered once this node's presence changes so far are visible to
+                            every node (a login is answered when the user can be reached) */
 };
 
 /* Results. */

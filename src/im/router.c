@@ -25,7 +25,56 @@ static int cmd_ping(conn_t *c, const im_request_t *req, const char **data) {
     return IM_OK;
 }
 
-/* The original's checks, in its order: types, userID, appID, already logged in. */
+/* Commands whose answer comes from the route (im/route.h), at once or later: the connection
+ * waits for it (conn_defer), so replies keep the order of the requests. */
+#define ANSWERED_LATER 0 /* a handler's "no reply now" */
+
+/* What a later reply needs of the request: its seq and cmd. */
+typedef struct {
+    size_t seq_len, cmd_len;
+    char text[]; /* seq then cmd */
+} pending_t;
+
+static void reply(conn_t *c, im_str_t seq, im_str_t cmd, int code, const char *data);
+
+static void later_done(route_req_t *r, worker_t *w) {
+    pending_t *p = r->ctx;
+    conn_t *c = w ? worker_conn(w, r->conn) : NULL;
+    if (c && conn_is_deferred(c)) {
+        int code = IM_OK;
+        const char *data = NULL;
+        if (r->kind != ROUTE_ANNOUNCE) {
+            data = send_result_json(r->result);
+            code = data ? IM_OK : IM_SYSTEM_ERROR;
+        }
+        reply(c, (im_str_t){p->text, p->seq_len}, (im_str_t){p->text + p->seq_len, p->cmd_len},
+              code, data);
+        conn_resume(c);
+    }
+    free(p);
+    route_req_free(r);
+}
+
+/* Submits r and answers the command from its done. Out of memory: `oom_code` at once. */
+static int answer_later(conn_t *c, const im_request_t *req, route_req_t *r, int oom_code) {
+    pending_t *p = r ? malloc(sizeof *p + req->seq.len + req->cmd.len) : NULL;
+    if (!p) {
+        route_req_free(r);
+        return oom_code;
+    }
+    p->seq_len = req->seq.len;
+    p->cmd_len = req->cmd.len;
+    memcpy(p->text, req->seq.p, req->seq.len);
+    memcpy(p->text + req->seq.len, req->cmd.p, req->cmd.len);
+    r->ctx = p;
+    conn_defer(c);
+    route_submit(r);
+    return ANSWERED_LATER;
+}
+
+/* The original's checks, in its order: types, userID, appID, already logged in. The reply
+ * comes once the user can be reached from every node (at once on a single node), so that a
+ * client told "logged in" is never "offline" to a send from elsewhere. */
 static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
     im_login_t login;
     if (im_login_decode(req->data, &login) != 0)
@@ -39,7 +88,10 @@ static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
     if (hub_login(c, login.app_id, login.user_id.p, login.user_id.len) != 0)
         return IM_SYSTEM_ERROR;
     conn_set_timeout(c, g_cfg->heartbeat_timeout);
-    return IM_OK;
+    return answer_later(c, req,
+                        route_req_new(ROUTE_ANNOUNCE, c, later_done, login.app_id, login.user_id,
+                                      im_str(""), im_str("")),
+                        IM_OK /* logged in all the same */);
 }
 
 static int cmd_heartbeat(conn_t *c, const im_request_t *req, const char **data) {
@@ -49,49 +101,6 @@ static int cmd_heartbeat(conn_t *c, const im_request_t *req, const char **data) 
         return IM_NOT_LOGGED_IN;
     conn_set_timeout(c, g_cfg->heartbeat_timeout);
     return IM_OK;
-}
-
-/* sendMessage / sendMessageAll over the WebSocket: the HTTP routes' delivery, with `from` the
- * sender's userID (goWebSocket sends only over HTTP; its users asked for this). The answer
- * comes from the route, at once or later; the connection waits for it (conn_defer), so replies
- * keep the order of the requests. */
-#define ANSWERED_LATER 0 /* a handler's "no reply now" */
-
-/* What a later reply needs of the request: its seq and cmd. */
-typedef struct {
-    size_t seq_len, cmd_len;
-    char text[]; /* seq then cmd */
-} pending_t;
-
-static void reply(conn_t *c, im_str_t seq, im_str_t cmd, int code, const char *data);
-
-static void send_done(route_req_t *r, worker_t *w) {
-    pending_t *p = r->ctx;
-    conn_t *c = w ? worker_conn(w, r->conn) : NULL;
-    if (c && conn_is_deferred(c)) {
-        const char *data = send_result_json(r->result);
-        reply(c, (im_str_t){p->text, p->seq_len}, (im_str_t){p->text + p->seq_len, p->cmd_len},
-              data ? IM_OK : IM_SYSTEM_ERROR, data);
-        conn_resume(c);
-    }
-    free(p);
-    route_req_free(r);
-}
-
-static int submit_send(conn_t *c, const im_request_t *req, route_req_t *r) {
-    pending_t *p = r ? malloc(sizeof *p + req->seq.len + req->cmd.len) : NULL;
-    if (!p) {
-        route_req_free(r);
-        return IM_SYSTEM_ERROR;
-    }
-    p->seq_len = req->seq.len;
-    p->cmd_len = req->cmd.len;
-    memcpy(p->text, req->seq.p, req->seq.len);
-    memcpy(p->text + req->seq.len, req->cmd.p, req->cmd.len);
-    r->ctx = p;
-    conn_defer(c);
-    route_submit(r);
-    return ANSWERED_LATER;
 }
 
 /* Checks the common fields; returns 0 or the response code. */
@@ -115,9 +124,10 @@ static int cmd_send_message(conn_t *c, const im_request_t *req, const char **dat
     session_t *s = session_of(c);
     im_str_t from;
     from.p = hub_session_user(s, &from.len);
-    return submit_send(
+    return answer_later(
         c, req,
-        send_user_request(c, send_done, hub_session_app(s), m.user_id, m.message, m.msg_id, from));
+        send_user_request(c, later_done, hub_session_app(s), m.user_id, m.message, m.msg_id, from),
+        IM_SYSTEM_ERROR);
 }
 
 static int cmd_send_message_all(conn_t *c, const im_request_t *req, const char **data) {
@@ -128,8 +138,9 @@ static int cmd_send_message_all(conn_t *c, const im_request_t *req, const char *
     session_t *s = session_of(c);
     im_str_t from;
     from.p = hub_session_user(s, &from.len);
-    return submit_send(
-        c, req, send_room_request(c, send_done, hub_session_app(s), m.message, m.msg_id, from));
+    return answer_later(
+        c, req, send_room_request(c, later_done, hub_session_app(s), m.message, m.msg_id, from),
+        IM_SYSTEM_ERROR);
 }
 
 static const struct {

@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,6 +23,7 @@ import urllib.request
 BIN = os.environ.get("IMGATE_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "imgate")
 HOST = "127.0.0.1"
+SETPRIV = shutil.which("setpriv")
 
 
 def free_port():
@@ -58,6 +60,11 @@ class Node:
             args += ["--" + k, str(v)]
         self._stderr = open(self.stderr_path, "wb")
         # cwd is the temp dir so that no config/app.yaml from elsewhere is picked up.
+        if SETPRIV and threading.current_thread() is threading.main_thread():
+            # The node dies with the test process even when a ctest timeout SIGKILLs it (setpriv
+            # execs imgate: the PID stays the node's). Only from the main thread: Linux sends the
+            # signal when the spawning thread ends.
+            args = [SETPRIV, "--pdeathsig", "KILL", "--"] + args
         self.proc = subprocess.Popen(args, cwd=self.dir, stdout=self._stderr, stderr=self._stderr)
         deadline = time.time() + timeout
         while time.time() < deadline:
