@@ -65,7 +65,7 @@ int bus_deliver(const char *msg, size_t n) {
         }
         if (m.user_len == 0)
             return -1;
-        notices_room_change(m.app_id, m.kind == 'e', m.user, m.user_len, online);
+        notices_room_change(m.app_id, m.kind == 'e', m.user, m.user_len, online, 0);
         return 0;
     }
     if (m.rest_len == 0)

@@ -141,6 +141,7 @@ int hub_send_user(uint32_t app_id, const char *user, size_t len, sbuf_t *frame) 
 typedef struct {
     sbuf_t *frame;
     int room;
+    uint32_t seq;        /* a notice's registry seq (low bits); 0 = to everyone */
     uint8_t exclude_len; /* 0 = exclude nobody */
     char exclude[IM_USER_ID_MAX + 1];
 } room_task_t;
@@ -152,6 +153,8 @@ static void room_deliver(worker_t *w, const room_task_t *t) {
     if (!hw)
         return;
     for (session_t *s = hw->rooms[t->room]; s; s = s->_next) {
+        if (t->seq && (int32_t)(t->seq - s->_since) <= 0)
+            continue; /* logged in after the change this notice tells of */
         if (t->exclude_len) {
             size_t ul;
             const char *uid = registry_user_id(s->user, &ul);
@@ -171,12 +174,18 @@ static void room_task(void *ctx, void *arg) {
 }
 
 int hub_send_room(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t exclude_len) {
+    return hub_send_room_notice(app_id, frame, exclude, exclude_len, 0);
+}
+
+int hub_send_room_notice(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t exclude_len,
+                         uint64_t seq) {
     int room = room_index(app_id);
     if (room < 0)
         return 0;
     if (exclude_len > IM_USER_ID_MAX)
         exclude = NULL; /* no such user can be logged in */
-    room_task_t base = {.frame = frame, .room = room, .exclude_len = 0};
+    /* 0 means "no filter": a seq whose low bits are 0 is sent to everyone (once in 2^32). */
+    room_task_t base = {.frame = frame, .room = room, .seq = (uint32_t)seq, .exclude_len = 0};
     if (exclude && exclude_len) {
         base.exclude_len = (uint8_t)exclude_len;
         memcpy(base.exclude, exclude, exclude_len);
@@ -217,9 +226,12 @@ int hub_login(conn_t *c, uint32_t app_id, const char *user, size_t len) {
     bool want_client = registry_wants_client(); /* a getpeername per login only if needed */
     if (want_client)
         conn_peer_name(c, client, sizeof client);
-    int r = registry_add(app_id, user, len, conn_ref(c), want_client ? client : NULL, &s->user);
+    uint64_t since;
+    int r =
+        registry_add(app_id, user, len, conn_ref(c), want_client ? client : NULL, &s->user, &since);
     if (r)
         return r;
+    s->_since = (uint32_t)since;
     s->_room = (uint8_t)room;
     s->_prev = NULL;
     s->_next = hw->rooms[room];

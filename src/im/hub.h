@@ -42,6 +42,12 @@ int hub_send_user(uint32_t app_id, const char *user, size_t len, sbuf_t *frame);
  * mailbox was full: its members did not get it). */
 int hub_send_room(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t exclude_len);
 
+/* The same for a room notice about the presence change with registry seq `seq`: members who
+ * logged in after that change (their login saw a newer seq) don't get it, as they would not
+ * have if it had been sent at once. */
+int hub_send_room_notice(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t exclude_len,
+                         uint64_t seq);
+
 /* Per-worker number of logged-in connections. */
 uint32_t hub_worker_logged_in(const worker_t *w);
 

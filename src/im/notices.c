@@ -58,8 +58,8 @@ static im_str_t notice_seq(char buf[16]) {
     return (im_str_t){buf, (size_t)n};
 }
 
-void notices_room_change(uint32_t app_id, bool join, const char *user, size_t len,
-                         uint32_t online) {
+void notices_room_change(uint32_t app_id, bool join, const char *user, size_t len, uint32_t online,
+                         uint64_t seq) {
     int room = room_index(app_id);
     if (!g_cfg->room_notices || room < 0)
         return;
@@ -78,13 +78,13 @@ void notices_room_change(uint32_t app_id, bool join, const char *user, size_t le
         pthread_mutex_unlock(&r->lock);
         return;
     }
-    char seq[16];
+    char seq_text[16];
     im_str_t from = {user, len};
-    sbuf_t *f = im_frame_push(notice_seq(seq), im_str(join ? "enter" : "exit"),
+    sbuf_t *f = im_frame_push(notice_seq(seq_text), im_str(join ? "enter" : "exit"),
                               im_str(join ? "hello~" : "bye~"), from);
     if (!f)
         return;
-    hub_send_room(app_id, f, join ? user : NULL, join ? len : 0);
+    hub_send_room_notice(app_id, f, join ? user : NULL, join ? len : 0, seq);
     sbuf_unref(f);
 }
 
@@ -124,6 +124,6 @@ void notices_flush(void) {
 
 void notices_on_presence(void *ctx, void *arg) {
     presence_event_t *ev = arg;
-    notices_room_change(ev->app_id, ev->up, ev->user, ev->user_len, ev->online);
+    notices_room_change(ev->app_id, ev->up, ev->user, ev->user_len, ev->online, ev->seq);
     presence_event_unref(ev);
 }

@@ -17,9 +17,11 @@ void notices_free(void);
 
 /* A user came into (join) or left a room: pushes enter (to everyone but the user) or exit to
  * the room's members on this node, or, in a big room, keeps it for the next batched push.
- * online: the room's users after the change. Any thread; per user, call in the order of the
- * changes. */
-void notices_room_change(uint32_t app_id, bool join, const char *user, size_t len, uint32_t online);
+ * online: the room's users after the change; seq: the registry seq of the change (members
+ * who logged in after it don't hear of it), 0 when it came from elsewhere. Any thread; per
+ * user, call in the order of the changes. */
+void notices_room_change(uint32_t app_id, bool join, const char *user, size_t len, uint32_t online,
+                         uint64_t seq);
 
 /* Sends the batched presence push of every big room with changes waiting. Every
  * app.noticeBatchInterval ms, from one thread. */

@@ -172,7 +172,7 @@ static void event_post(presence_event_t *ev, const reg_user_t *u, bool up, uint6
 /* ---- add and remove ---- */
 
 int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, const char *client,
-                 reg_user_t **out) {
+                 reg_user_t **out, uint64_t *since) {
     int room = room_index(app_id);
     if (room < 0 || len == 0 || len > IM_USER_ID_MAX)
         return -EINVAL;
@@ -219,6 +219,10 @@ int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, 
         event_post(ev, u, true, u->seq, online);
         ev = NULL;
     }
+    /* A first connection: exactly its own transition's seq (a concurrent transition of another
+     * user may have moved the counter on already, and it must still be heard). */
+    if (since)
+        *since = u->nconns == 1 ? u->seq : atomic_load_explicit(&g_seq, memory_order_relaxed);
     pthread_mutex_unlock(&sh->lock);
     free(ev); /* not a transition: another connection of a user already here */
     *out = u;

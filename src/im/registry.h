@@ -60,9 +60,11 @@ bool registry_wants_client(void);
 uint64_t registry_events_dropped(void);
 
 /* Adds connection ref to (app_id, user). client: its "ip:port", or NULL. *out receives the
- * entry for registry_remove. Returns 0, -EINVAL (bad room or userId) or -ENOMEM. */
+ * entry for registry_remove; *since (if not NULL) the seq of the newest transition at this
+ * moment: events with a greater seq happened after this login. Returns 0, -EINVAL (bad room or
+ * userId) or -ENOMEM. */
 int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, const char *client,
-                 struct reg_user **out);
+                 struct reg_user **out, uint64_t *since);
 
 /* Removes connection ref from u; when it was the user's last, u is freed. */
 void registry_remove(struct reg_user *u, conn_ref_t ref);

@@ -66,3 +66,46 @@ class NoticesBatched(NodeTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NoticesInAStorm(NodeTestCase):
+    """Users logging in at the same moment: of any two, the one who came first hears the other's
+    enter and the other does not hear the first's (it was in the room already): a storm of N
+    logins gives exactly N(N-1)/2 enter pushes, never both directions of a pair."""
+
+    def test_each_pair_hears_one_enter(self):
+        import asyncio
+        import json
+
+        import websockets
+        n, room = 150, 104
+        url = self.node.ws_url
+        users = ["ps%d%s" % (i, uid("")[:6]) for i in range(n)]
+        heard = {u: set() for u in users}
+
+        async def run():
+            conns = []
+
+            async def join(user):
+                ws = await websockets.connect(url, open_timeout=15, ping_interval=None,
+                                              max_queue=None)
+                conns.append(ws)
+                await ws.send(json.dumps({"seq": "l", "cmd": "login",
+                                          "data": {"appID": room, "userID": user}}))
+                return ws
+            socks = await asyncio.gather(*(join(u) for u in users))
+
+            async def listen(user, ws):
+                try:
+                    while True:
+                        d = json.loads(await asyncio.wait_for(ws.recv(), 1.5))
+                        if d.get("cmd") == "enter":
+                            heard[user].add(d["response"]["data"]["from"])
+                except (asyncio.TimeoutError, websockets.ConnectionClosed):
+                    pass
+            await asyncio.gather(*(listen(u, ws) for u, ws in zip(users, socks)))
+            await asyncio.gather(*(ws.close() for ws in conns))
+        asyncio.run(asyncio.wait_for(run(), 60))
+        mutual = [(a, b) for a in users for b in heard[a] if a < b and a in heard[b]]
+        self.assertEqual(mutual, [], "both of a pair heard the other's enter")
+        self.assertEqual(sum(len(h) for h in heard.values()), n * (n - 1) // 2)

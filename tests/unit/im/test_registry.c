@@ -73,14 +73,14 @@ static void test_multi_device_and_events(void **state) {
     sub_t s;
     sub_start(&s, 100, true);
     struct reg_user *a1, *a2, *b1, *c1;
-    assert_int_equal(registry_add(101, "alice", 5, 11, "10.0.0.1:5", &a1), 0);
-    assert_int_equal(registry_add(101, "alice", 5, 12, "10.0.0.2:6", &a2), 0);
+    assert_int_equal(registry_add(101, "alice", 5, 11, "10.0.0.1:5", &a1, NULL), 0);
+    assert_int_equal(registry_add(101, "alice", 5, 12, "10.0.0.2:6", &a2, NULL), 0);
     assert_ptr_equal(a1, a2); /* one entry, two connections */
-    assert_int_equal(registry_add(102, "alice", 5, 13, NULL, &b1), 0); /* another room */
-    assert_int_equal(registry_add(101, "carol", 5, 14, NULL, &c1), 0);
-    assert_int_equal(registry_add(103, "dave", 4, 15, NULL, &c1), -EINVAL); /* not a room */
-    assert_int_equal(registry_add(101, "", 0, 16, NULL, &c1), -EINVAL);
-    assert_int_equal(registry_add(101, "a-userid-of-20-bytes", 20, 16, NULL, &c1), -EINVAL);
+    assert_int_equal(registry_add(102, "alice", 5, 13, NULL, &b1, NULL), 0); /* another room */
+    assert_int_equal(registry_add(101, "carol", 5, 14, NULL, &c1, NULL), 0);
+    assert_int_equal(registry_add(103, "dave", 4, 15, NULL, &c1, NULL), -EINVAL); /* not a room */
+    assert_int_equal(registry_add(101, "", 0, 16, NULL, &c1, NULL), -EINVAL);
+    assert_int_equal(registry_add(101, "a-userid-of-20-bytes", 20, 16, NULL, &c1, NULL), -EINVAL);
 
     conn_ref_t refs[4];
     assert_int_equal(registry_lookup(101, "alice", 5, refs, 4), 2);
@@ -139,9 +139,9 @@ static void test_snapshot_carries_seq(void **state) {
     sub_t s;
     sub_start(&s, 100, false);
     struct reg_user *u[3];
-    registry_add(101, "alice", 5, 1, NULL, &u[0]);
-    registry_add(101, "carol", 5, 2, NULL, &u[1]);
-    registry_add(102, "carol", 5, 3, NULL, &u[2]);
+    registry_add(101, "alice", 5, 1, NULL, &u[0], NULL);
+    registry_add(101, "carol", 5, 2, NULL, &u[1], NULL);
+    registry_add(102, "carol", 5, 3, NULL, &u[2], NULL);
     uv_run(&s.loop, UV_RUN_NOWAIT);
     visit_t v = {0};
     registry_foreach_user(visit, &v);
@@ -160,7 +160,8 @@ static void test_full_mailbox_counts_dropped_events(void **state) {
     char name[8];
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "u%d", i);
-        assert_int_equal(registry_add(101, name, strlen(name), (conn_ref_t)i + 1, NULL, &u[i]), 0);
+        assert_int_equal(
+            registry_add(101, name, strlen(name), (conn_ref_t)i + 1, NULL, &u[i], NULL), 0);
     }
     assert_int_equal(registry_events_dropped(), 2);
     uv_run(&s.loop, UV_RUN_NOWAIT);
@@ -198,7 +199,7 @@ static void churn(void *arg) {
             mine[k] = NULL;
         } else {
             snprintf(name, sizeof name, "k%d", k);
-            assert_int_equal(registry_add(101, name, strlen(name), ref, NULL, &mine[k]), 0);
+            assert_int_equal(registry_add(101, name, strlen(name), ref, NULL, &mine[k], NULL), 0);
         }
     }
     for (int k = 0; k < KEYS; k++)
