@@ -127,6 +127,15 @@ static const config_key_t keys[] = {
     /* 1 M: the file-descriptor limit is the real bound; this only stops runaway growth. */
     NUM("app.maxConnections", max_connections, 1, 100000000, "1000000",
         "connections per node; more are refused"),
+    /* 30 ms: when pushes to thousands of connections follow each other a few ms apart (the
+     * cluster's, each waiting for Redis), each connection's write then carries several of them:
+     * on 2 cores a 3-node cluster went from ~0.3 M to ~2 M deliveries/s with 10 000 receivers
+     * (bench/RESULTS.md, 10 and 20 ms gave ~0.85 M and ~1.2 M). The price: big pushes reach
+     * people up to 30 ms later, far below the ~100 ms a person notices; replies, pings and
+     * pushes to fewer connections never wait. */
+    NUM("app.writeDelay", write_delay, 0, 1000, "30",
+        "milliseconds a push to more than 1024 connections of a worker waits before it is "
+        "written, so that the next pushes share its system calls; 0 = write at once"),
     /* 65 536 tasks (1 MiB of queue at most): a worker runs about a million tasks a second, so
      * this is ~60 ms of backlog; a room push costs one task per worker, a direct message one per
      * connection on another worker. Past it a send answers 503 instead of queueing more. */

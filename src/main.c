@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
         .close_timeout = cfg.close_timeout,
         .keepalive_timeout = KEEPALIVE_TIMEOUT_S,
         .mailbox_capacity = cfg.mailbox_capacity,
+        .write_delay_ms = cfg.write_delay,
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,
     };

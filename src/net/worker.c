@@ -162,6 +162,7 @@ void worker_want_flush(worker_t *w, conn_t *c) {
     if (!(c->_flags & CONN_F_IN_FLUSH_LIST)) {
         c->_flags |= CONN_F_IN_FLUSH_LIST;
         c->_flush_next = NULL;
+        w->_flush_len++;
         if (w->_flush_tail)
             w->_flush_tail->_flush_next = c;
         else
@@ -194,7 +195,36 @@ void worker_defer_free(worker_t *w, conn_t *c) {
  * system call the busier it gets); when idle, everything is written in the same turn. */
 #define FLUSH_BUDGET 256
 
+/* Pushes waiting for this many connections or more are a big fan-out: see write_delay(). */
+#define WRITE_DELAY_ABOVE 1024
+
 static void on_idle(uv_idle_t *h) {}
+static void on_delay_over(uv_timer_t *h) {} /* wakes the loop; prepare/check flush */
+
+/* A big fan-out (a room push to thousands) waits app.writeDelay ms before its first write, and
+ * then its connections are written once each, as one round; pushes that arrive meanwhile go out
+ * in the same writev. Without it, when pushes arrive a few ms apart (each waiting for Redis),
+ * every delivery is a system call of its own (~3-5 µs on loopback), the cores fill up, and the
+ * next push comes even later. Small fan-outs and replies are never delayed. Returns true if the
+ * push list must wait now. */
+static bool write_delay(worker_t *w) {
+    uint32_t delay = w->cfg->write_delay_ms;
+    if (!delay || w->_stopping || w->_round_left || w->_flush_len < WRITE_DELAY_ABOVE) {
+        w->_delay_until = w->_round_left ? w->_delay_until : 0;
+        return false;
+    }
+    uint64_t now = uv_now(&w->loop);
+    if (!w->_delay_until)
+        w->_delay_until = now + delay;
+    if (now < w->_delay_until) {
+        if (!uv_is_active((uv_handle_t *)&w->_delay))
+            uv_timer_start(&w->_delay, on_delay_over, w->_delay_until - now, 0);
+        return true;
+    }
+    w->_delay_until = 0;
+    w->_round_left = w->_flush_len; /* this round: the connections waiting now */
+    return false;
+}
 
 static void flush_some(worker_t *w) {
     conn_t *c;
@@ -207,11 +237,15 @@ static void flush_some(worker_t *w) {
         conn_flush(c); /* it stays in the main list; there it finds nothing left to write */
     }
     w->_prio_len = 0;
-    for (int n = 0; n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
+    bool waiting = write_delay(w);
+    for (int n = 0; !waiting && n < FLUSH_BUDGET && (c = w->_flush_head); n++) {
         w->_flush_head = c->_flush_next;
         if (!w->_flush_head)
             w->_flush_tail = NULL;
         c->_flags &= (uint16_t)~CONN_F_IN_FLUSH_LIST;
+        w->_flush_len--;
+        if (w->_round_left)
+            w->_round_left--;
         conn_flush(c);
     }
     /* A closed connection still in the flush list waits until the list has passed it. */
@@ -224,10 +258,10 @@ static void flush_some(worker_t *w) {
         conn_free(c);
         worker_count_add(&w->_conn_count, -1);
     }
-    if (w->_flush_head)
+    if (w->_flush_head && !waiting)
         uv_idle_start(&w->_idle, on_idle); /* don't block in poll while output waits */
     else
-        uv_idle_stop(&w->_idle);
+        uv_idle_stop(&w->_idle); /* empty, or the delay timer wakes us */
     if (w->_stopping && worker_conn_count(w) == 0)
         close_handles(w);
 }
@@ -371,6 +405,7 @@ static void close_handles(worker_t *w) {
     uv_close((uv_handle_t *)&w->_prepare, NULL);
     uv_close((uv_handle_t *)&w->_ep_poll, NULL);
     uv_close((uv_handle_t *)&w->_idle, NULL);
+    uv_close((uv_handle_t *)&w->_delay, NULL);
 }
 
 static void shutdown_conn(conn_t *c, void *arg) {
@@ -420,8 +455,9 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     uv_timer_init(&w->loop, &w->_tick);
     uv_check_init(&w->loop, &w->_check);
     uv_idle_init(&w->loop, &w->_idle);
+    uv_timer_init(&w->loop, &w->_delay);
     uv_prepare_init(&w->loop, &w->_prepare);
-    w->_tick.data = w->_check.data = w->_prepare.data = w;
+    w->_tick.data = w->_check.data = w->_prepare.data = w->_delay.data = w;
     uv_timer_start(&w->_tick, on_tick, 1000, 1000);
     uv_check_start(&w->_check, on_check);
     uv_prepare_start(&w->_prepare, on_prepare);

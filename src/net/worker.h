@@ -46,6 +46,7 @@ typedef struct {
     uint32_t close_timeout;
     uint32_t keepalive_timeout; /* idle HTTP keep-alive connections */
     uint32_t mailbox_capacity;  /* tasks waiting at most in a worker's mailbox */
+    uint32_t write_delay_ms;    /* a big fan-out's wait before its first write; 0 = none */
     size_t conn_ext_size;       /* bytes of upper-layer data after each conn_t */
     const net_hooks_t *hooks;
 } net_config_t;
@@ -61,7 +62,8 @@ typedef struct worker {
 
     uv_timer_t _tick;
     uv_check_t _check;
-    uv_idle_t _idle; /* active while output waits, so the loop does not block in poll */
+    uv_idle_t _idle;   /* active while output waits, so the loop does not block in poll */
+    uv_timer_t _delay; /* the end of a big fan-out's write delay */
     uv_prepare_t _prepare;
     int _epfd;          /* the epoll set of this worker's connections */
     uv_poll_t _ep_poll; /* the loop watches the epoll set as one descriptor */
@@ -73,7 +75,10 @@ typedef struct worker {
     conn_t *_conns;      /* all connections (head of a doubly linked list) */
     conn_t *_flush_head; /* connections with output to write this turn */
     conn_t *_flush_tail;
-    conn_t **_prio; /* connections answering their own input: flushed before pushes */
+    uint32_t _flush_len;   /* connections in the flush list */
+    uint32_t _round_left;  /* of a big fan-out's write round, connections still to write */
+    uint64_t _delay_until; /* loop time (ms) a big fan-out's first write waits for; 0 = none */
+    conn_t **_prio;        /* connections answering their own input: flushed before pushes */
     size_t _prio_len, _prio_cap;
     conn_t *_reading; /* the connection whose input is being handled, if any */
     struct wq_item *_wq_free;

@@ -47,6 +47,7 @@ static const char *const all_keys[] = {
     "cluster.requestTimeout",
     "cluster.maxPending",
     "app.mailboxCapacity",
+    "app.writeDelay",
 };
 
 /* The seed's config/app.yaml, as goWebSocket ships it. */
