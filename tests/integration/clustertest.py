@@ -32,6 +32,9 @@ class Cluster:
         opts["redis.addr"] = self.redis.addr
         opts["cluster.nodeId"] = node_id
         node = Node(**opts)
+        # Ports given here (e.g. shared with another node) are the ones to wait for and use.
+        node.http_port = int(opts.get("app.httpPort", node.http_port))
+        node.ws_port = int(opts.get("app.webSocketPort", node.ws_port))
         node.node_id = node_id
         self.nodes.append(node)
         if start:

@@ -171,7 +171,7 @@ class ClusterDeliveryTest(ClusterTestCase):
         asyncio.run(asyncio.wait_for(self.room_scenario(), 60))
 
     async def room_scenario(self):
-        room, n, messages = 104, 300, 5
+        room, n, messages = 104, 300, 12
         sender = uid("snd")
         sem = asyncio.Semaphore(50)
         counts = collections.defaultdict(list)   # user -> msgIDs in arrival order
@@ -205,10 +205,13 @@ class ClusterDeliveryTest(ClusterTestCase):
         # The sender has devices on two nodes: neither may get the room push.
         senders = await asyncio.gather(join(0, sender), join(2, sender))
         loop = asyncio.get_running_loop()
-        h = self.http(1)
+        # One sender posting one after another, to a different node each time (as behind a
+        # round-robin balancer): every receiver still gets them in the order sent.
+        hs = [self.http(i) for i in range(3)]
         ids = [uid("rm") for _ in range(messages)]
-        for mid in ids:
-            st, body = await loop.run_in_executor(None, send_all, h, room, "hi", mid, sender)
+        for k, mid in enumerate(ids):
+            st, body = await loop.run_in_executor(None, send_all, hs[k % 3], room, "hi", mid,
+                                                  sender)
             self.assertEqual((st, body["data"]), (200, {"sendResults": True}))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and \
@@ -223,6 +226,33 @@ class ClusterDeliveryTest(ClusterTestCase):
         self.assertEqual(wrong, {}, "%d of %d receivers did not get every message exactly "
                                     "once in order" % (len(wrong), n))
         self.assertEqual(counts[sender], [], "the sender's own devices got the room push")
+
+
+class ClusterBatchedPresenceTest(ClusterTestCase):
+    """Big rooms get the batched presence push cluster-wide: the count is the cluster's, the
+    names come from every node."""
+    nodes = 2
+    cluster_options = {"app.noticeBatchAbove": 3, "app.noticeBatchInterval": 200}
+
+    def test_presence_push_counts_the_whole_cluster(self):
+        room = 103
+        first = [self.client(i % 2, uid("f"), app=room) for i in range(4)]
+        late = [self.client(i % 2, uid("l"), app=room) for i in range(4)]
+        names = {c.user for c in late}
+        seen, online = set(), 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and seen != names:
+            for m in list(first[0].msgs):
+                if m.get("cmd") == "presence":
+                    d = m["response"]["data"]
+                    seen |= set(d["joins"])
+                    online = max(online, d["online"])
+            time.sleep(0.05)
+        self.assertEqual(seen & names, names, "joins from both nodes in the presence pushes")
+        self.assertEqual(online, 8, "the cluster's count, not one node's")
+        # No per-user enter for the late ones (the room was big by then).
+        entered = {m["response"]["data"]["from"] for m in first[0].pushes("enter")}
+        self.assertFalse(entered & names, entered & names)
 
 
 class ClusterPresenceTest(ClusterTestCase):

@@ -93,6 +93,31 @@ class ClusterConfigTest(unittest.TestCase):
         finally:
             r.cleanup()
 
+    def test_nodes_sharing_the_same_ports(self):
+        # Several processes on one machine, all on the same ports (SO_REUSEPORT across
+        # processes): the kernel spreads the connections, the cluster delivers across them.
+        with Cluster(0) as cl:
+            a = cl.add_node("sa")
+            b = cl.add_node("sb", **{"app.httpPort": a.http_port,
+                                     "app.webSocketPort": a.ws_port})
+            clients = [Client(a.ws_port, uid("sp")) for _ in range(40)]
+            h = Http(a.http_port)
+            try:
+                # Both share the ports, so ask Redis who holds whom.
+                per_node = [len(cl.redis.cmd("SMEMBERS", "imgate:node:%s:users" % n))
+                            for n in ("sa", "sb")]
+                self.assertEqual(sum(per_node), 40)
+                self.assertTrue(all(per_node), "one process got every connection: %r" % per_node)
+                for c in clients:
+                    self.assertEqual(send_message(h, 101, c.user, "shared")[1]["data"],
+                                     {"sendResults": True})
+                for c in clients:
+                    c.wait_for(lambda m: m.get("cmd") == "msg")
+            finally:
+                h.close()
+                for c in clients:
+                    c.shutdown()
+
     def test_flushed_scripts_are_loaded_again(self):
         with Cluster(2) as cl:
             a, b = cl.nodes
