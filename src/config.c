@@ -400,11 +400,15 @@ void config_defaults(config_t *cfg) {
     }
 }
 
-int config_app_allowed(const config_t *cfg, uint32_t app_id) {
+int config_app_index(const config_t *cfg, uint32_t app_id) {
     for (int i = 0; i < cfg->app_id_count; i++)
         if (cfg->app_ids[i] == app_id)
-            return 1;
-    return 0;
+            return i;
+    return -1;
+}
+
+int config_app_allowed(const config_t *cfg, uint32_t app_id) {
+    return config_app_index(cfg, app_id) >= 0;
 }
 
 void config_print_help(FILE *out) {

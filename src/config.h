@@ -82,6 +82,9 @@ int config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, ch
  * "101,102". Returns 0, or CONFIG_ERR with a message in err and cfg unchanged. */
 int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t errlen);
 
+/* The index of appId in app.appIds (its room number), or -1. */
+int config_app_index(const config_t *cfg, uint32_t app_id);
+
 /* True if appId is one of app.appIds. */
 int config_app_allowed(const config_t *cfg, uint32_t app_id);
 

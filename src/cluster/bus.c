@@ -9,6 +9,7 @@
 #include "im/hub.h"
 #include "im/notices.h"
 #include "im/protocol.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 int bus_encode(buf_t *out, char kind, uint32_t app_id, const char *user, size_t len,
@@ -37,7 +38,7 @@ static int number(const char **p, const char *end, char stop, uint64_t *out) {
 
 int bus_decode(const char *msg, size_t n, bus_msg_t *out) {
     const char *p = msg, *end = msg + n;
-    if (n < 1 || *p == '\0' || !strchr("umex", *p))
+    if (n < 1 || *p == '\0' || !strchr("umexh", *p))
         return -1;
     out->kind = *p++;
     uint64_t app, len;
@@ -56,6 +57,10 @@ int bus_deliver(const char *msg, size_t n) {
     bus_msg_t m;
     if (bus_decode(msg, n, &m) != 0)
         return -1;
+    if (m.kind == 'h') {
+        g_cluster.beat_seen_ms = clock_mono_ms(); /* our own heartbeat came back */
+        return 0;
+    }
     if (m.kind == 'e' || m.kind == 'x') {
         uint32_t online = 0;
         for (size_t i = 0; i < m.rest_len; i++) {
@@ -73,10 +78,10 @@ int bus_deliver(const char *msg, size_t n) {
     sbuf_t *f = im_frame_text(m.rest, m.rest_len); /* once per node, shared by every receiver */
     if (!f)
         return 0;
-    if (m.kind == 'u')
-        hub_send_user(m.app_id, m.user, m.user_len, f);
-    else
-        hub_send_room(m.app_id, f, m.user_len ? m.user : NULL, m.user_len);
+    int r = m.kind == 'u' ? hub_send_user(m.app_id, m.user, m.user_len, f)
+                          : hub_send_room(m.app_id, f, m.user_len ? m.user : NULL, m.user_len);
+    if (r < 0)
+        CLUSTER_COUNT(deliveriesDropped); /* a worker's mailbox was full: overload, counted */
     sbuf_unref(f);
     return 0;
 }

@@ -3,6 +3,8 @@
  *   imgate:room:<appId>   m<appId> <len>:<from><push JSON>      a room push (not to user `from`)
  *                         e<appId> <len>:<userId><online>       the user entered the room
  *                         x<appId> <len>:<userId><online>       the user left it
+ *   imgate:node:<nodeId>  h0 0:                                 the node's own heartbeat: proves
+ *                                                               its subscriptions still carry
  * The push JSON is built once by the sending node; each receiving node frames it once. */
 #ifndef IMGATE_CLUSTER_BUS_H
 #define IMGATE_CLUSTER_BUS_H

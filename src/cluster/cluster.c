@@ -115,18 +115,39 @@ static void cmd_down(redis_link_t *l, void *ctx) {
 }
 
 static void sub_up(redis_link_t *l, void *ctx) {
+    g_cluster.beat_seen_ms = clock_mono_ms();
     bus_subscribe();
     presence_tick(clock_mono_ms());
 }
 
 static void sub_down(redis_link_t *l, void *ctx) {}
 
+/* nodeTimeout/6 (see nodes.c); at least 200 ms, so that a tiny nodeTimeout can't make the
+ * registration and the dead-node search a busy loop. */
+static uint64_t tick_ms(const config_t *cfg) {
+    uint64_t t = cfg->cluster_node_timeout * 1000u / 6;
+    return t < 200 ? 200 : t;
+}
+
 static const redis_link_hooks_t cmd_hooks = {cmd_up, cmd_down};
 static const redis_link_hooks_t sub_hooks = {sub_up, sub_down};
 
+/* Every nodeTimeout/6: registration, heartbeat, dead nodes, re-announce; and the check that
+ * the subscriptions link still carries: three heartbeats (at least the request timeout) without
+ * one coming back mean it is dead though its socket looks fine. */
 static void on_tick(uv_timer_t *t) {
+    uint64_t now = clock_mono_ms();
+    uint64_t quiet = 3 * tick_ms(g_cluster.cfg);
+    if (quiet < g_cluster.cfg->cluster_request_timeout)
+        quiet = g_cluster.cfg->cluster_request_timeout;
+    if (redis_link_up(&g_cluster.sub) && redis_link_up(&g_cluster.cmd) &&
+        now - g_cluster.beat_seen_ms > quiet) {
+        log_warn("redis subscriptions: our heartbeats stopped coming back; reconnecting");
+        redis_link_reset(&g_cluster.sub, "no heartbeat received");
+        g_cluster.beat_seen_ms = now;
+    }
     nodes_tick();
-    presence_tick(clock_mono_ms());
+    presence_tick(now);
 }
 
 static void on_flush(uv_check_t *h) {
@@ -146,8 +167,7 @@ static void cluster_main(void *arg) {
     };
     redis_link_start(&g_cluster.cmd, &g_cluster.loop, &lc, "commands", &cmd_hooks, NULL);
     redis_link_start(&g_cluster.sub, &g_cluster.loop, &lc, "subscriptions", &sub_hooks, NULL);
-    uint64_t tick = cfg->cluster_node_timeout * 1000u / 6;
-    uv_timer_start(&g_cluster.tick, on_tick, tick < 200 ? 200 : tick, tick < 200 ? 200 : tick);
+    uv_timer_start(&g_cluster.tick, on_tick, tick_ms(cfg), tick_ms(cfg));
     uv_check_start(&g_cluster.flush, on_flush);
     uv_run(&g_cluster.loop, UV_RUN_DEFAULT);
 }

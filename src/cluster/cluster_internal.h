@@ -17,11 +17,12 @@
 #define CLUSTER_BATCH_OPS   500   /* presence changes per script call: ~30 KB, ~1 ms of Redis */
 #define CLUSTER_REAP_BATCH  500   /* users of a dead node removed per script call */
 #define CLUSTER_RECORD_TTL  86400 /* the seed's SETEX of its presence record, in seconds */
-#define CLUSTER_MAX_REAPING 16    /* dead nodes being cleaned at once */
+#define CLUSTER_MAX_REAPING 16    /* dead nodes cleaned at once; more wait for the next tick */
 
 #define COUNTERS(X)                                                                                \
     X(busIn)                                                                                       \
     X(busMalformed)                                                                                \
+    X(deliveriesDropped)                                                                           \
     X(presenceChanges)                                                                             \
     X(presenceCalls)                                                                               \
     X(presenceLost)                                                                                \
@@ -63,12 +64,14 @@ typedef struct {
     int batch_ops;
     bool batch_syncing; /* the ops in batch were queued while syncing */
     bool syncing;       /* a re-announce is under way (snapshot asked, last part not seen) */
+    bool sync_open;     /* changes also mark the sync set: until sync_done is sent */
     bool need_sync;     /* changes were lost (Redis down, a call failed): re-announce */
     uint64_t last_sync_ms;
     /* nodes (nodes.c) */
-    bool registered; /* registered since the link came up */
-    char reaping[CLUSTER_MAX_REAPING][CONFIG_STR];
-    int reaping_count;
+    bool registered;       /* registered since the link came up */
+    uint64_t beat_seen_ms; /* when our own heartbeat last came back on the subscriptions link */
+    char reaping[CLUSTER_MAX_REAPING][CONFIG_STR]; /* dead nodes being cleaned */
+    bool reaping_used[CLUSTER_MAX_REAPING];
     /* leaving (SIGTERM) */
     _Atomic bool leaving;
     pthread_mutex_t leave_lock;

@@ -29,13 +29,32 @@
 typedef struct {
     route_req_t **waiting;
     uint32_t count, cap;
+    bool syncing;       /* part of a re-announce */
+    bool finishes_sync; /* the last call of a re-announce: sync_done follows its answer */
 } presence_call_t;
 
 static presence_call_t *g_last_call; /* the newest call not answered yet, or NULL */
+static bool g_sync_failed;           /* a call of the current re-announce failed */
 
-static void call_done(presence_call_t *call) {
+static void send_sync_done(void);
+
+/* A presence call was answered (ok: applied): answers the barriers waiting for it, and ends a
+ * re-announce whose calls all went through; one that did not is started again instead, so
+ * that sync_done never takes down users whose P change was lost. */
+static void call_done(presence_call_t *call, bool ok) {
     if (g_last_call == call)
         g_last_call = NULL;
+    if (call->syncing && !ok)
+        g_sync_failed = true;
+    if (call->finishes_sync) {
+        if (!g_sync_failed && cluster_usable()) {
+            send_sync_done();
+        } else {
+            g_cluster.need_sync = true; /* start over; this one is not finished */
+            g_cluster.sync_open = false;
+        }
+        g_sync_failed = false;
+    }
     for (uint32_t i = 0; i < call->count; i++)
         route_complete(call->waiting[i]);
     free(call->waiting);
@@ -62,9 +81,10 @@ void presence_barrier(route_req_t *r) {
 }
 
 static void on_presence_reply(redis_link_t *l, redisReply *r, void *priv) {
+    bool ok = r && r->type != REDIS_REPLY_ERROR;
     if (priv)
-        call_done(priv);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+        call_done(priv, ok);
+    if (!ok) {
         if (r) {
             cluster_script_error(r);
             log_warn("redis: presence script failed: %s", r->str);
@@ -90,6 +110,8 @@ void presence_flush(void) {
         return;
     CLUSTER_COUNT(presenceCalls);
     presence_call_t *call = calloc(1, sizeof *call);
+    if (call)
+        call->syncing = g_cluster.batch_syncing;
     if (redis_args_send(&g_cluster.batch, &g_cluster.cmd, on_presence_reply, call) != 0) {
         CLUSTER_ADD(presenceLost, (uint64_t)g_cluster.batch_ops);
         g_cluster.need_sync = true;
@@ -102,10 +124,10 @@ void presence_flush(void) {
 
 /* Adds one change. user_json is the userId as a JSON string, as the seed's record has it. */
 static void add_change(char op, uint32_t app_id, const char *user, size_t len, const char *client) {
-    if (g_cluster.batch_ops && g_cluster.batch_syncing != g_cluster.syncing)
+    if (g_cluster.batch_ops && g_cluster.batch_syncing != g_cluster.sync_open)
         presence_flush(); /* a batch is sent with one syncing flag */
     if (!g_cluster.batch_ops)
-        batch_begin(g_cluster.syncing);
+        batch_begin(g_cluster.sync_open);
     redis_args_t *a = &g_cluster.batch;
     char o[2] = {op, 0};
     redis_args_add_str(a, o);
@@ -150,6 +172,21 @@ static void on_sync_done(redis_link_t *l, redisReply *r, void *priv) {
     g_cluster.need_sync = true;
 }
 
+/* Ends the re-announce in Redis; changes sent after this one need not mark the sync set, since
+ * Redis runs them after it. */
+static void send_sync_done(void) {
+    presence_flush();
+    g_cluster.sync_open = false;
+    redis_args_t a = {0};
+    cluster_args_evalsha(&a, SCRIPT_SYNC_DONE, 0);
+    redis_args_add_str(&a, g_cluster.node_id);
+    redis_args_addf(&a, "%llu", (unsigned long long)time(NULL));
+    redis_args_addf(&a, "%d", CLUSTER_RECORD_TTL);
+    if (redis_args_send(&a, &g_cluster.cmd, on_sync_done, NULL) != 0)
+        g_cluster.need_sync = true;
+    redis_args_free(&a);
+}
+
 void presence_on_snapshot(void *ctx, void *arg) {
     registry_snapshot_t *part = arg;
     if (g_cluster.syncing && cluster_usable() && !atomic_load(&g_cluster.leaving)) {
@@ -158,14 +195,14 @@ void presence_on_snapshot(void *ctx, void *arg) {
                        NULL);
         if (part->last) {
             presence_flush();
-            redis_args_t a = {0};
-            cluster_args_evalsha(&a, SCRIPT_SYNC_DONE, 0);
-            redis_args_add_str(&a, g_cluster.node_id);
-            redis_args_addf(&a, "%llu", (unsigned long long)time(NULL));
-            redis_args_addf(&a, "%d", CLUSTER_RECORD_TTL);
-            if (redis_args_send(&a, &g_cluster.cmd, on_sync_done, NULL) != 0)
+            if (g_last_call) {
+                g_last_call->finishes_sync = true; /* sync_done once it and all before are in */
+            } else if (!g_sync_failed) {
+                send_sync_done();
+            } else {
                 g_cluster.need_sync = true;
-            redis_args_free(&a);
+                g_cluster.sync_open = false;
+            }
         }
     } else if (g_cluster.syncing) {
         g_cluster.need_sync = true; /* the link went down while re-announcing */
@@ -176,7 +213,8 @@ void presence_on_snapshot(void *ctx, void *arg) {
 }
 
 void presence_start_sync(void) {
-    if (g_cluster.syncing || !cluster_usable() || atomic_load(&g_cluster.leaving))
+    if (g_cluster.syncing || g_cluster.sync_open || !cluster_usable() ||
+        atomic_load(&g_cluster.leaving))
         return;
     presence_flush(); /* what is batched goes before the sync starts */
     const char *argv[] = {"DEL", NULL};
@@ -185,15 +223,16 @@ void presence_start_sync(void) {
     argv[1] = key;
     if (redis_link_command(&g_cluster.cmd, on_presence_reply, NULL, 2, argv, NULL) != 0)
         return;
-    g_cluster.syncing = true;
+    g_cluster.syncing = g_cluster.sync_open = true;
     g_cluster.need_sync = false;
+    g_sync_failed = false;
     g_cluster.last_sync_ms = clock_mono_ms();
     CLUSTER_COUNT(syncs);
     if (registry_snapshot(&g_cluster.mb, presence_on_snapshot) != 0) {
         log_warn("cluster: cannot take a snapshot of the local users; will retry");
         g_cluster.need_sync = true;
         /* Parts already queued arrive with syncing set; the last one never comes: end here. */
-        g_cluster.syncing = false;
+        g_cluster.syncing = g_cluster.sync_open = false;
     }
 }
 
@@ -204,9 +243,18 @@ void presence_link_down(void) {
         g_cluster.batch_ops = 0;
     }
     g_cluster.need_sync = true;
+    g_cluster.sync_open = false; /* a new one starts on reconnect */
 }
 
 void presence_tick(uint64_t now_ms) {
+    /* Events the registry could not queue to us (our mailbox was full) are changes Redis never
+     * heard of: re-announce. */
+    static uint64_t dropped_seen;
+    uint64_t dropped = registry_events_dropped();
+    if (dropped != dropped_seen) {
+        dropped_seen = dropped;
+        g_cluster.need_sync = true;
+    }
     uint64_t refresh_ms = (uint64_t)g_cluster.cfg->cluster_presence_refresh * 1000u;
     if (g_cluster.need_sync || now_ms - g_cluster.last_sync_ms >= refresh_ms)
         presence_start_sync();

@@ -1,12 +1,12 @@
 #include "cluster/redis_link.h"
 
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "cluster/redis_uv.h"
 #include "im/protocol.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -83,9 +83,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(p);
 }
 
-int redis_link_command(redis_link_t *l, redis_reply_fn fn, void *priv, int argc, const char **argv,
-                       const size_t *lens) {
-    if (!l->_ac || !redis_link_up(l))
+/* Sends a command on a connected context (up, or still authenticating). */
+static int send_command(redis_link_t *l, redis_reply_fn fn, void *priv, int argc, const char **argv,
+                        const size_t *lens) {
+    if (!l->_ac)
         return -ENOTCONN;
     size_t bytes = 0;
     for (int i = 0; i < argc; i++)
@@ -114,6 +115,13 @@ int redis_link_command(redis_link_t *l, redis_reply_fn fn, void *priv, int argc,
     return 0;
 }
 
+int redis_link_command(redis_link_t *l, redis_reply_fn fn, void *priv, int argc, const char **argv,
+                       const size_t *lens) {
+    if (!redis_link_up(l))
+        return -ENOTCONN;
+    return send_command(l, fn, priv, argc, argv, lens);
+}
+
 int redis_link_subscribe(redis_link_t *l, redisCallbackFn *fn, void *priv, int argc,
                          const char **argv, const size_t *lens) {
     if (!l->_ac || !redis_link_up(l))
@@ -121,14 +129,34 @@ int redis_link_subscribe(redis_link_t *l, redisCallbackFn *fn, void *priv, int a
     return redisAsyncCommandArgv(l->_ac, fn, priv, argc, argv, lens) == REDIS_OK ? 0 : -ENOTCONN;
 }
 
-/* AUTH and SELECT: an error means the link is of no use (wrong password, no such DB). */
+/* The link is usable: what the node sends from here on runs after AUTH and SELECT. */
+static void setup_done(redis_link_t *l) {
+    l->_backoff_ms = BACKOFF_MIN_MS;
+    l->_told_down = false;
+    add_count(&l->_reconnects, 1);
+    set_state(l, REDIS_LINK_UP);
+    log_info("redis %s: connected to %s", l->_name, l->_cfg.addr);
+    if (l->_hooks.on_up)
+        l->_hooks.on_up(l, l->_ctx);
+}
+
+/* AUTH and SELECT: the last one's success makes the link up; an error means the link is of no
+ * use (wrong password, no such DB): drop it and retry with the growing backoff, logged once. */
 static void on_setup_reply(redis_link_t *l, redisReply *r, void *priv) {
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s: %s failed: %s", l->_name, (const char *)priv, r->str);
+    bool last = ((const char *)priv)[0] == 'S' || !l->_cfg.db; /* SELECT, or AUTH alone */
+    if (!r)
+        return; /* the link went down: on_disconnect handles it */
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!l->_told_down)
+            log_error("redis %s: %s failed: %s", l->_name, (const char *)priv, r->str);
         set_error(l, r->str);
+        l->_setup_failed = true;
         if (l->_ac)
             redisAsyncDisconnect(l->_ac);
+        return;
     }
+    if (last)
+        setup_done(l);
 }
 
 /* ---- connecting ---- */
@@ -167,11 +195,14 @@ static void went_down(redis_link_t *l) {
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
     redis_link_t *l = ac->data;
-    if (status != REDIS_OK && ac->errstr[0])
+    if (l->_setup_failed)
+        l->_setup_failed = false; /* keep AUTH's or SELECT's error as the reason */
+    else if (status != REDIS_OK && ac->errstr[0])
         set_error(l, ac->errstr);
     else if (!l->_stopping)
         set_error(l, "connection closed");
     l->_ac = NULL; /* hiredis frees it after this callback */
+    l->_connected = false;
     went_down(l);
 }
 
@@ -183,49 +214,53 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         went_down(l);
         return;
     }
-    l->_backoff_ms = BACKOFF_MIN_MS;
-    l->_told_down = false;
-    add_count(&l->_reconnects, 1);
-    set_state(l, REDIS_LINK_UP);
-    log_info("redis %s: connected to %s", l->_name, l->_cfg.addr);
-    if (l->_cfg.password && l->_cfg.password[0]) {
+    l->_connected = true;
+    if (l->_port) /* TCP only: on a Unix socket it fails and marks the context as broken */
+        redisEnableKeepAlive((redisContext *)&ac->c); /* a peer that vanished from the network */
+    bool auth = l->_cfg.password && l->_cfg.password[0];
+    if (auth) {
         const char *argv[] = {"AUTH", l->_cfg.password};
-        redis_link_command(l, on_setup_reply, "AUTH", 2, argv, NULL);
+        send_command(l, on_setup_reply, "AUTH", 2, argv, NULL);
     }
     if (l->_cfg.db) {
         char db[16];
         snprintf(db, sizeof db, "%d", l->_cfg.db);
         const char *argv[] = {"SELECT", db};
-        redis_link_command(l, on_setup_reply, "SELECT", 2, argv, NULL);
+        send_command(l, on_setup_reply, "SELECT", 2, argv, NULL);
     }
-    if (l->_hooks.on_up)
-        l->_hooks.on_up(l, l->_ctx);
+    if (!auth && !l->_cfg.db)
+        setup_done(l);
 }
 
-/* The watchdog while connecting or up: a connect that takes longer than the request timeout,
- * or a command waiting longer, means the link is stuck: drop it (waiting commands get NULL)
- * and start over. */
+/* Drops the connection now (waiting commands get NULL) and plans the reconnect. Not from
+ * within a hiredis callback. */
+static void drop(redis_link_t *l, const char *why) {
+    if (!l->_ac)
+        return;
+    add_count(&l->_timeouts, 1);
+    set_error(l, why);
+    redisAsyncContext *ac = l->_ac;
+    if (l->_connected) {
+        redisAsyncFree(ac); /* runs on_disconnect, which plans the reconnect */
+        return;
+    }
+    l->_ac = NULL;
+    redisAsyncFree(ac); /* not connected yet: no disconnect callback */
+    went_down(l);
+}
+
+/* The watchdog while connecting or up: a connect (or AUTH/SELECT) that takes longer than the
+ * request timeout, or a command waiting longer, means the link is stuck: start over. */
 static void on_watchdog(uv_timer_t *t) {
     redis_link_t *l = t->data;
     if (!l->_ac)
         return;
     uint64_t now = clock_mono_ms();
-    int state = atomic_load_explicit(&l->_state, memory_order_relaxed);
-    bool stuck = state == REDIS_LINK_CONNECTING
-                     ? now - l->_connect_started_ms > l->_cfg.timeout_ms
-                     : l->_head && now - l->_head->sent_ms > l->_cfg.timeout_ms;
-    if (!stuck)
-        return;
-    add_count(&l->_timeouts, 1);
-    set_error(l, state == REDIS_LINK_CONNECTING ? "connect timed out" : "no answer in time");
-    redisAsyncContext *ac = l->_ac;
-    if (state == REDIS_LINK_CONNECTING) {
-        l->_ac = NULL;
-        redisAsyncFree(ac); /* not connected: no disconnect callback */
-        went_down(l);
-    } else {
-        redisAsyncFree(ac); /* runs on_disconnect, which plans the reconnect */
-    }
+    bool up = redis_link_up(l);
+    if (!up && now - l->_connect_started_ms > l->_cfg.timeout_ms)
+        drop(l, "connect timed out");
+    else if (up && l->_head && now - l->_head->sent_ms > l->_cfg.timeout_ms)
+        drop(l, "no answer in time");
 }
 
 static void connect_now(redis_link_t *l) {
@@ -241,7 +276,7 @@ static void connect_now(redis_link_t *l) {
         return;
     }
     ac->data = l;
-    if (redisLibuvAttach(ac, l->_loop) != REDIS_OK) {
+    if (redis_uv_attach(ac, l->_loop) != 0) {
         set_error(l, "cannot attach to the loop");
         redisAsyncFree(ac);
         went_down(l);
@@ -279,6 +314,10 @@ int redis_link_start(redis_link_t *l, uv_loop_t *loop, const redis_link_config_t
     l->_timer.data = l;
     connect_now(l);
     return 0;
+}
+
+void redis_link_reset(redis_link_t *l, const char *why) {
+    drop(l, why);
 }
 
 void redis_link_stop(redis_link_t *l) {

@@ -17,6 +17,7 @@
 
 #include "util/buf.h"
 
+/* CONNECTING lasts until AUTH and SELECT are answered: only then can commands be sent. */
 typedef enum { REDIS_LINK_DOWN = 0, REDIS_LINK_CONNECTING, REDIS_LINK_UP } redis_link_state_t;
 
 typedef struct redis_link redis_link_t;
@@ -52,7 +53,9 @@ struct redis_link {
     void *_ctx;
     uv_timer_t _timer; /* reconnect backoff; while up, the watchdog */
     bool _stopping;
-    bool _told_down; /* this outage was logged */
+    bool _told_down;    /* this outage was logged */
+    bool _connected;    /* hiredis has connected _ac (it will call on_disconnect) */
+    bool _setup_failed; /* AUTH or SELECT was refused: its error is the reason */
     uint32_t _backoff_ms;
     uint64_t _connect_started_ms;
     struct redis_pending *_head, *_tail; /* commands waiting, oldest first */
@@ -84,6 +87,11 @@ int redis_link_subscribe(redis_link_t *l, redisCallbackFn *fn, void *priv, int a
                          const char **argv, const size_t *lens);
 
 bool redis_link_up(const redis_link_t *l);
+
+/* Drops the connection (waiting commands get NULL) and reconnects: for a link that looks alive
+ * but carries nothing (no heartbeat came through). why goes to lastError. Not from within a
+ * hiredis callback. */
+void redis_link_reset(redis_link_t *l, const char *why);
 
 /* Appends {"state":…,"since":…,"reconnects":…,"lastError":…,"pending":…,"rttUs":…,…}. Any
  * thread. */

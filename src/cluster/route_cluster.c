@@ -133,19 +133,6 @@ static void run_request(void *ctx, void *arg) {
     redis_args_free(&a);
 }
 
-/* Redis is down: a direct message still reaches this node's own connections of the user. */
-static int send_here(route_req_t *r) {
-    if (dedup_check(r->msg_id, r->msg_id_len, clock_mono_s()))
-        return ROUTE_DUPLICATE;
-    sbuf_t *f = im_frame_wrap(r->payload);
-    r->payload = NULL;
-    if (!f)
-        return ROUTE_NOMEM;
-    int n = hub_send_user(r->app_id, r->user, r->user_len, f);
-    sbuf_unref(f);
-    return n > 0 ? ROUTE_DELIVERED : n == 0 ? ROUTE_UNAVAILABLE : ROUTE_NOMEM;
-}
-
 static void cluster_submit(route_req_t *r) {
     worker_t *w = net_current_worker();
     if (r->kind == ROUTE_ONLINE && registry_online(r->app_id, r->user, r->user_len)) {
@@ -159,7 +146,11 @@ static void cluster_submit(route_req_t *r) {
             r->done(r, w);
             return;
         }
-        r->result = r->kind == ROUTE_SEND_USER ? send_here(r) : ROUTE_UNAVAILABLE;
+        /* Redis is down: a direct message still reaches this node's connections of the user;
+         * nobody here means we can't tell, not "offline". */
+        r->result = r->kind == ROUTE_SEND_USER ? route_deliver_here(r) : ROUTE_UNAVAILABLE;
+        if (r->result == ROUTE_OFFLINE)
+            r->result = ROUTE_UNAVAILABLE;
         if (r->result == ROUTE_UNAVAILABLE)
             CLUSTER_COUNT(requestsUnavailable);
         r->done(r, w);

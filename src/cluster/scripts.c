@@ -90,7 +90,18 @@ static const char reap_lua[] = LUA_USER_DOWN
     "end\n"
     "local left = redis.call('SCARD', usersKey)\n"
     "if left == 0 then\n"
+    "  local info = redis.call('HGET', 'imgate:nodes', node)\n"
     "  redis.call('HDEL', 'imgate:nodes', node)\n"
+    /* The seed's acc:hash:servers field goes too, unless another live node shares it (several
+     * nodes on one machine and rpcPort have the same "<ip>:<rpcPort>"). */
+    "  local seed = info and string.match(info, '\"seed\":\"([^\"]*)\"')\n"
+    "  if seed then\n"
+    "    local shared = false\n"
+    "    for _, v in ipairs(redis.call('HVALS', 'imgate:nodes')) do\n"
+    "      if string.find(v, '\"seed\":\"' .. seed .. '\"', 1, true) then shared = true end\n"
+    "    end\n"
+    "    if not shared then redis.call('HDEL', 'acc:hash:servers', seed) end\n"
+    "  end\n"
     "  redis.call('DEL', 'imgate:node:' .. node .. ':sync')\n"
     "  if mode == 'self' then redis.call('DEL', 'imgate:node:' .. node .. ':alive') end\n"
     "end\n"
@@ -139,9 +150,8 @@ static const char online_lua[] =
     "end\n"
     "return 0\n";
 
-/* After a re-announce, whatever the node's set has that the sync set has not went down while
- * Redis could not be told: take those users down (bounded per call; called again while it
- * returns the batch size). */
+/* One call however many are stale: they are the few that left while Redis could not be told
+ * (SDIFF of the node's set and what the re-announce collected). */
 static const char sync_done_lua[] = LUA_USER_DOWN
     "local node, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "local usersKey = 'imgate:node:' .. node .. ':users'\n"

@@ -64,13 +64,6 @@ uint32_t hub_session_app(const session_t *s) {
     return registry_user_app(s->user);
 }
 
-static int room_index(uint32_t app_id) {
-    for (int i = 0; i < g_cfg->app_id_count; i++)
-        if (g_cfg->app_ids[i] == app_id)
-            return i;
-    return -1;
-}
-
 /* ---- delivery ---- */
 
 typedef struct {
@@ -179,7 +172,7 @@ int hub_send_room(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t ex
 
 int hub_send_room_notice(uint32_t app_id, sbuf_t *frame, const char *exclude, size_t exclude_len,
                          uint64_t seq) {
-    int room = room_index(app_id);
+    int room = config_app_index(g_cfg, app_id);
     if (room < 0)
         return 0;
     if (exclude_len > IM_USER_ID_MAX)
@@ -219,7 +212,7 @@ int hub_send_room_notice(uint32_t app_id, sbuf_t *frame, const char *exclude, si
 int hub_login(conn_t *c, uint32_t app_id, const char *user, size_t len) {
     session_t *s = session_of(c);
     hub_worker_t *hw = worker_state(conn_worker(c));
-    int room = room_index(app_id);
+    int room = config_app_index(g_cfg, app_id);
     if (room < 0 || len == 0 || len > IM_USER_ID_MAX || s->user)
         return -EINVAL;
     char client[PRESENCE_CLIENT_MAX];

@@ -43,13 +43,6 @@ void notices_free(void) {
     }
 }
 
-static int room_index(uint32_t app_id) {
-    for (int i = 0; i < g_cfg->app_id_count; i++)
-        if (g_cfg->app_ids[i] == app_id)
-            return i;
-    return -1;
-}
-
 /* seq of enter/exit/presence: the nanoseconds of the current second, as the original sends. */
 static im_str_t notice_seq(char buf[16]) {
     struct timespec ts;
@@ -60,7 +53,7 @@ static im_str_t notice_seq(char buf[16]) {
 
 void notices_room_change(uint32_t app_id, bool join, const char *user, size_t len, uint32_t online,
                          uint64_t seq) {
-    int room = room_index(app_id);
+    int room = config_app_index(g_cfg, app_id);
     if (!g_cfg->room_notices || room < 0)
         return;
     room_t *r = &g_rooms[room];

@@ -43,6 +43,7 @@ void route_req_free(route_req_t *r) {
     if (r->payload)
         sbuf_unref(r->payload);
     buf_free(&r->list);
+    free(r->ctx);
     free(r);
 }
 
@@ -74,7 +75,7 @@ static bool duplicate(const route_req_t *r) {
     return true;
 }
 
-static int local_send(route_req_t *r) {
+int route_deliver_here(route_req_t *r) {
     if (duplicate(r))
         return ROUTE_DUPLICATE;
     sbuf_t *f = im_frame_wrap(r->payload);
@@ -94,7 +95,7 @@ static void local_submit(route_req_t *r) {
     switch (r->kind) {
     case ROUTE_SEND_USER:
     case ROUTE_SEND_ROOM:
-        r->result = local_send(r);
+        r->result = route_deliver_here(r);
         break;
     case ROUTE_ONLINE:
         r->result = registry_online(r->app_id, r->user, r->user_len);

@@ -55,7 +55,7 @@ struct route_req {
     /* who waits */
     conn_ref_t conn;
     route_done_fn done;
-    void *ctx; /* the caller's; freed by its done */
+    void *ctx; /* the caller's, malloc'd: route_req_free frees it */
 };
 
 /* An implementation: starts r and makes sure r->done runs once, on r->conn's worker. */
@@ -78,6 +78,12 @@ void route_submit(route_req_t *r);
 /* For routes that answer later, from any thread: runs r->done on the asking connection's
  * worker (through its mailbox; a stopped worker means nobody waits: r is freed). */
 void route_complete(route_req_t *r);
+
+/* A send delivered to this node's connections only, with msgID de-duplication in memory (and
+ * duplicatesDropped counted): ROUTE_DELIVERED, ROUTE_OFFLINE (no connection here),
+ * ROUTE_DUPLICATE or ROUTE_NOMEM. Takes r->payload. The single-node route's send, and the
+ * cluster's while Redis is down. */
+int route_deliver_here(route_req_t *r);
 
 /* The single-node route: this node's registry and hub, msgID de-duplication in memory. */
 extern const route_ops_t route_local;

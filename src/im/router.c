@@ -51,8 +51,7 @@ static void later_done(route_req_t *r, worker_t *w) {
               code, data);
         conn_resume(c);
     }
-    free(p);
-    route_req_free(r);
+    route_req_free(r); /* and p, its ctx */
 }
 
 /* Submits r and answers the command from its done. Out of memory: `oom_code` at once. */

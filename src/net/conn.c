@@ -720,7 +720,8 @@ static void ws_data(conn_t *c, uint8_t *p, size_t n) {
         /* Input held by a pause that conn_close ended: it comes before the new bytes. */
         r = ws_stream_resume(&c->_ws, w->cfg->max_message_size, &ws_handlers, c);
     }
-    if (r == 0 && !(c->_flags & CONN_F_INPUT_DONE))
+    /* Paused again (or still held): feeding holds the new bytes behind the rest. */
+    if ((r == 0 || r == WS_PAUSED) && !(c->_flags & CONN_F_INPUT_DONE))
         r = ws_stream_feed(&c->_ws, p, n, w->cfg->max_message_size, &ws_handlers, c);
     if (r < 0)
         conn_ws_error(c, r);
@@ -788,7 +789,7 @@ void conn_on_timeout(conn_t *c, uint32_t now) {
             STAT_INC(&w->stats, deferredTimeouts);
             c->_flags &= (uint16_t)~CONN_F_PAUSED; /* a late answer is dropped */
             final_error(c, 504, "no answer in time");
-            c->_deadline = now + 2;
+            c->_deadline = now + 2; /* if even the 504 can't be written: two ticks, then drop */
         } else if (c->_flags & CONN_F_REQ_PENDING) {
             STAT_INC(&w->stats, handshakeTimeouts);
             final_error(c, 408, "request not completed in time");

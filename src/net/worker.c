@@ -169,7 +169,9 @@ void worker_want_flush(worker_t *w, conn_t *c) {
             w->_flush_head = c;
         w->_flush_tail = c;
     }
-    if ((c == w->_reading || c->_state == CONN_HTTP) && !(c->_flags & CONN_F_IN_PRIO_LIST)) {
+    /* A connection waiting for a deferred answer gets it now: that is a reply too. */
+    bool reply = c == w->_reading || c->_state == CONN_HTTP || (c->_flags & CONN_F_PAUSED);
+    if (reply && !(c->_flags & CONN_F_IN_PRIO_LIST)) {
         if (w->_prio_len == w->_prio_cap) {
             size_t cap = w->_prio_cap ? w->_prio_cap * 2 : 64;
             conn_t **p = realloc(w->_prio, cap * sizeof *p);

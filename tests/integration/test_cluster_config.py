@@ -49,7 +49,7 @@ class ClusterConfigTest(unittest.TestCase):
             c = r.client()
             try:
                 c.cmd("SELECT", 3)
-                self.assertIn("acc:hash:servers", c.cmd("KEYS", "*"))
+                self.assertTrue(any(k.startswith("acc:user:online:") for k in c.cmd("KEYS", "*")))
                 c.cmd("SELECT", 0)
                 self.assertEqual(c.cmd("KEYS", "*"), [])
             finally:
@@ -75,6 +75,12 @@ class ClusterConfigTest(unittest.TestCase):
                 self.assertFalse(st["usable"])
                 self.assertTrue(st["commands"]["lastError"], st)
                 self.assertEqual(send_message(h, 101, uid("far"), "x")[0], 503)
+                # It keeps trying with a growing backoff, not in a tight loop, and says so once.
+                time.sleep(2)
+                # once per link (commands, subscriptions)
+                self.assertLessEqual(node.stderr().count("AUTH failed"), 2, node.stderr())
+                self.assertIn("WRONGPASS", st["commands"]["lastError"])
+                self.assertEqual(node.state()["cluster"]["commands"]["connects"], 0)
             finally:
                 h.close()
                 c.shutdown()

@@ -75,7 +75,7 @@ class ClusterFailureTest(unittest.TestCase):
         self.assertIn("left cluster presence", b.stderr())
 
     def test_kill_9_node_is_gone_within_the_bound(self):
-        a, b = self.node("a"), self.node("b")
+        a, b = self.node("a"), self.node("b", **{"app.rpcPort": 9002})
         ha = self.http(a)
         stays = self.client(a, uid("stay"))
         victim = uid("v")
@@ -98,6 +98,10 @@ class ClusterFailureTest(unittest.TestCase):
         until(lambda: "b" not in r.cmd("HKEYS", "imgate:nodes"), 3, what="b out of the registry")
         rec = json.loads(r.cmd("GET", "acc:user:online:101_" + victim))
         self.assertTrue(rec["isLogoff"])
+        # The seed's server list forgets it (its "<ip>:<rpcPort>" was its own).
+        servers = r.cmd("HKEYS", "acc:hash:servers")
+        self.assertNotIn("127.0.0.1:9002", servers)
+        self.assertIn("127.0.0.1:9001", servers)
         # The room still reaches everyone who is left.
         self.assertEqual(send_all(ha, 101, "still here", sender="x")[1]["data"],
                          {"sendResults": True})
@@ -107,6 +111,47 @@ class ClusterFailureTest(unittest.TestCase):
         b.stop()                      # reaps the killed process (exit -9)
         self.cluster.nodes.remove(b)
         b.cleanup()
+
+    def test_several_nodes_killed_at_once(self):
+        a = self.node("a")
+        dead = [self.node("d%d" % i) for i in range(3)]
+        ha = self.http(a)
+        victims = {}
+        for d in dead:
+            victims[d.node_id] = [uid("v") for _ in range(30)]
+            for u in victims[d.node_id]:
+                self.client(d, u)
+        until(lambda: len(ha.get("/user/list", {"appID": 101})[2]["data"]["userList"]) == 90,
+              5, what="all listed")
+        for d in dead:
+            d.proc.kill()
+        for d in dead:
+            d.proc.wait()
+        until(lambda: ha.get("/user/list", {"appID": 101})[2]["data"]["userList"] == [], 6,
+              what="every dead node's users gone")
+        r = self.cluster.redis
+        self.assertEqual(sorted(r.cmd("HKEYS", "imgate:nodes")), ["a"])
+        for d in dead:
+            self.assertEqual(r.cmd("EXISTS", "imgate:node:%s:users" % d.node_id), 0)
+            d.stop()
+            self.cluster.nodes.remove(d)
+            d.cleanup()
+
+    def test_subscriptions_link_killed_by_redis(self):
+        a, b = self.node("a"), self.node("b")
+        user = uid("k")
+        c = self.client(b, user)
+        ha = self.http(a)
+        # Redis drops every subscriber connection: the nodes resubscribe by themselves.
+        self.cluster.redis.cmd("CLIENT", "KILL", "TYPE", "pubsub")
+
+        def delivered():
+            st, body = send_message(ha, 101, user, "after kill")
+            return st == 200 and body["data"] == {"sendResults": True}
+        until(delivered, 5, what="delivery again")
+        c.wait_for(lambda m: m.get("cmd") == "msg" and
+                   m["response"]["data"]["msg"] == "after kill")
+        self.assertGreaterEqual(b.state()["cluster"]["subscriptions"]["connects"], 2)
 
     def test_redis_down_then_back(self):
         a, b = self.node("a"), self.node("b")
