@@ -157,17 +157,9 @@ static void on_flush(uv_check_t *h) {
 /* ---- the thread ---- */
 
 static void cluster_main(void *arg) {
-    const config_t *cfg = g_cluster.cfg;
-    redis_link_config_t lc = {
-        .addr = cfg->redis_addr,
-        .password = cfg->redis_password,
-        .db = cfg->redis_db,
-        .max_pending = cfg->cluster_max_pending,
-        .timeout_ms = cfg->cluster_request_timeout,
-    };
-    redis_link_start(&g_cluster.cmd, &g_cluster.loop, &lc, "commands", &cmd_hooks, NULL);
-    redis_link_start(&g_cluster.sub, &g_cluster.loop, &lc, "subscriptions", &sub_hooks, NULL);
-    uv_timer_start(&g_cluster.tick, on_tick, tick_ms(cfg), tick_ms(cfg));
+    redis_link_start(&g_cluster.cmd);
+    redis_link_start(&g_cluster.sub);
+    uv_timer_start(&g_cluster.tick, on_tick, tick_ms(g_cluster.cfg), tick_ms(g_cluster.cfg));
     uv_check_start(&g_cluster.flush, on_flush);
     uv_run(&g_cluster.loop, UV_RUN_DEFAULT);
 }
@@ -197,6 +189,18 @@ int cluster_init(const config_t *cfg) {
     if (r)
         return r;
     if ((r = mailbox_init(&g_cluster.mb, &g_cluster.loop, cfg->mailbox_capacity, NULL)) != 0)
+        return r;
+    redis_link_config_t lc = {
+        .addr = cfg->redis_addr,
+        .password = cfg->redis_password,
+        .db = cfg->redis_db,
+        .max_pending = cfg->cluster_max_pending,
+        .timeout_ms = cfg->cluster_request_timeout,
+    };
+    if ((r = redis_link_init(&g_cluster.cmd, &g_cluster.loop, &lc, "commands", &cmd_hooks, NULL)) !=
+            0 ||
+        (r = redis_link_init(&g_cluster.sub, &g_cluster.loop, &lc, "subscriptions", &sub_hooks,
+                             NULL)) != 0)
         return r;
     uv_timer_init(&g_cluster.loop, &g_cluster.tick);
     uv_check_init(&g_cluster.loop, &g_cluster.flush);
@@ -271,6 +275,8 @@ void cluster_free(void) {
         return;
     if (!uv_is_closing((uv_handle_t *)&g_cluster.tick)) {
         /* never started: close what init made */
+        redis_link_stop(&g_cluster.cmd);
+        redis_link_stop(&g_cluster.sub);
         uv_close((uv_handle_t *)&g_cluster.tick, NULL);
         uv_close((uv_handle_t *)&g_cluster.flush, NULL);
         mailbox_close(&g_cluster.mb);

@@ -291,8 +291,8 @@ static void connect_now(redis_link_t *l) {
     uv_timer_start(&l->_timer, on_watchdog, WATCHDOG_MS, WATCHDOG_MS);
 }
 
-int redis_link_start(redis_link_t *l, uv_loop_t *loop, const redis_link_config_t *cfg,
-                     const char *name, const redis_link_hooks_t *hooks, void *ctx) {
+int redis_link_init(redis_link_t *l, uv_loop_t *loop, const redis_link_config_t *cfg,
+                    const char *name, const redis_link_hooks_t *hooks, void *ctx) {
     memset(l, 0, sizeof *l);
     l->_loop = loop;
     l->_cfg = *cfg;
@@ -312,8 +312,11 @@ int redis_link_start(redis_link_t *l, uv_loop_t *loop, const redis_link_config_t
     l->_backoff_ms = BACKOFF_MIN_MS;
     uv_timer_init(loop, &l->_timer);
     l->_timer.data = l;
-    connect_now(l);
     return 0;
+}
+
+void redis_link_start(redis_link_t *l) {
+    connect_now(l);
 }
 
 void redis_link_reset(redis_link_t *l, const char *why) {

@@ -68,10 +68,14 @@ struct redis_link {
     char _last_error[128];
 };
 
-/* Starts connecting on loop. name is for logs ("commands", "subscriptions"). Returns 0 or
+/* Prepares a link on loop (before other threads can look at it: redis_link_up and the counters
+ * are read from any thread). name is for logs ("commands", "subscriptions"). Returns 0 or
  * -EINVAL (bad address). */
-int redis_link_start(redis_link_t *l, uv_loop_t *loop, const redis_link_config_t *cfg,
-                     const char *name, const redis_link_hooks_t *hooks, void *ctx);
+int redis_link_init(redis_link_t *l, uv_loop_t *loop, const redis_link_config_t *cfg,
+                    const char *name, const redis_link_hooks_t *hooks, void *ctx);
+
+/* Starts connecting (the loop's thread), and keeps reconnecting until redis_link_stop. */
+void redis_link_start(redis_link_t *l);
 
 /* Disconnects for good (waiting commands get NULL) and closes the timer; the loop can end. */
 void redis_link_stop(redis_link_t *l);
