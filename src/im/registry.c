@@ -14,13 +14,13 @@
 
 typedef struct reg_user {
     UT_hash_handle hh;
-    conn_ref_t *conns; /* every connection of this user on this node */
-    uint32_t nconns, cap;
+    conn_ref_t *conns;    /* every connection of this user on this node */
+    uint32_t seq;         /* low 32 bits of the transition that brought it up */
+    uint16_t nconns, cap; /* REGISTRY_DEVICES_MAX at most */
     uint32_t app_id;
     uint8_t room;
     uint8_t key_len;
     char key[KEY_MAX + 1]; /* appId (4 bytes) then the userId, NUL-terminated */
-    uint64_t seq;          /* of the transition that brought it up */
 } reg_user_t;
 
 typedef struct {
@@ -196,8 +196,14 @@ int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, 
         u->room = (uint8_t)room;
         HASH_ADD_KEYPTR(hh, sh->users, u->key, klen, u);
     }
+    if (u->nconns == REGISTRY_DEVICES_MAX) {
+        pthread_mutex_unlock(&sh->lock);
+        free(ev);
+        return -EMLINK;
+    }
     if (u->nconns == u->cap) {
-        uint32_t cap = u->cap ? u->cap * 2 : 1;
+        uint32_t cap = u->cap ? (uint32_t)u->cap * 2 : 1;
+        cap = cap > REGISTRY_DEVICES_MAX ? REGISTRY_DEVICES_MAX : cap;
         conn_ref_t *conns = realloc(u->conns, cap * sizeof *conns);
         if (!conns) {
             if (u->nconns == 0) {
@@ -209,14 +215,15 @@ int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, 
             return -ENOMEM;
         }
         u->conns = conns;
-        u->cap = cap;
+        u->cap = (uint16_t)cap;
     }
     u->conns[u->nconns++] = ref;
     if (u->nconns == 1) {
-        u->seq = atomic_fetch_add_explicit(&g_seq, 1, memory_order_relaxed) + 1;
+        uint64_t seq = atomic_fetch_add_explicit(&g_seq, 1, memory_order_relaxed) + 1;
+        u->seq = (uint32_t)seq;
         atomic_fetch_add_explicit(&g_user_count, 1, memory_order_relaxed);
         uint32_t online = atomic_fetch_add_explicit(&g_online[room], 1, memory_order_relaxed) + 1;
-        event_post(ev, u, true, u->seq, online);
+        event_post(ev, u, true, seq, online);
         ev = NULL;
     }
     /* A first connection: exactly its own transition's seq (a concurrent transition of another

@@ -21,7 +21,10 @@
 #include "util/mailbox.h"
 
 #define REGISTRY_MAX_SUBSCRIBERS 4
-#define PRESENCE_CLIENT_MAX      64 /* "ip:port", IPv6 included */
+/* Connections of one (appId, userId) on one node: a person's devices, not a fan-out. 65 535 is
+ * what the entry's 16-bit count holds; more logins answer -EMLINK. */
+#define REGISTRY_DEVICES_MAX 65535
+#define PRESENCE_CLIENT_MAX  64 /* "ip:port", IPv6 included */
 
 /* A user came up on this node or went down: refcounted, shared by every subscriber. */
 typedef struct presence_event {
@@ -61,8 +64,9 @@ uint64_t registry_events_dropped(void);
 
 /* Adds connection ref to (app_id, user). client: its "ip:port", or NULL. *out receives the
  * entry for registry_remove; *since (if not NULL) the seq of the newest transition at this
- * moment: events with a greater seq happened after this login. Returns 0, -EINVAL (bad room or
- * userId) or -ENOMEM. */
+ * moment (compare the low 32 bits): events with a greater seq happened after this login.
+ * Returns 0, -EINVAL (bad room or userId), -EMLINK (REGISTRY_DEVICES_MAX devices already) or
+ * -ENOMEM. */
 int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, const char *client,
                  struct reg_user **out, uint64_t *since);
 
@@ -96,7 +100,7 @@ typedef struct {
         uint32_t app_id;
         uint8_t user_len;
         char user[IM_USER_ID_MAX + 1];
-        uint64_t seq;
+        uint32_t seq; /* low 32 bits */
     } users[];
 } registry_snapshot_t;
 
@@ -108,11 +112,10 @@ typedef struct {
  * -ENOMEM / a MAILBOX_ERR_* (then no `last` part was queued). */
 int registry_snapshot(mailbox_t *mb, mailbox_fn fn);
 
-/* Calls fn for every user logged in here, with the seq of its last transition: a subscriber that
- * re-announces presence from this snapshot ignores queued events with a seq <= that one. Each
+/* Calls fn for every user logged in here, with the seq (low 32 bits) of its last transition. Each
  * shard is locked while its users are visited: fn must only copy. */
 typedef void (*registry_visit_fn)(void *ctx, uint32_t app_id, const char *user, size_t len,
-                                  uint64_t seq);
+                                  uint32_t seq);
 void registry_foreach_user(registry_visit_fn fn, void *ctx);
 
 #endif

@@ -128,7 +128,7 @@ typedef struct {
     uint64_t carol_seq;
 } visit_t;
 
-static void visit(void *ctx, uint32_t app_id, const char *user, size_t len, uint64_t seq) {
+static void visit(void *ctx, uint32_t app_id, const char *user, size_t len, uint32_t seq) {
     visit_t *v = ctx;
     v->count++;
     if (len == 5 && memcmp(user, "carol", 5) == 0)
@@ -277,7 +277,7 @@ static void model_snapshot(void *ctx, void *arg) {
         if (k < 0)
             continue;
         g_checked++;
-        if (!g_model[k].up || g_model[k].seq != part->users[i].seq)
+        if (!g_model[k].up || (uint32_t)g_model[k].seq != part->users[i].seq)
             g_bad++;
     }
     g_parts++;
