@@ -58,6 +58,15 @@ class Cluster:
             return st.get("cluster") and st["cluster"]["usable"]
         wait_until(usable, timeout, what="node %s linked to Redis" % node.node_id)
 
+    def stop_checked(self):
+        """stop(), then AssertionError (with their stderr) if a node did not exit 0."""
+        errs = {n.node_id: n.stderr() for n in self.nodes}
+        codes = self.stop()
+        bad = {k: v for k, v in codes.items() if v != 0}
+        if bad:
+            raise AssertionError("exit codes %r; stderr:\n%s" % (
+                bad, "\n".join(errs[k][-3000:] for k in bad)))
+
     def stop(self):
         """Stops every node still running (SIGTERM) and Redis; returns {node_id: exit code}."""
         codes = {}
@@ -93,22 +102,13 @@ class ClusterTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        errs = {n.node_id: n.stderr() for n in cls.cluster.nodes}
-        codes = cls.cluster.stop()
-        bad = {k: v for k, v in codes.items() if v != 0}
-        if bad:
-            raise AssertionError("exit codes %r; stderr:\n%s" % (
-                bad, "\n".join(errs[k][-3000:] for k in bad)))
+        cls.cluster.stop_checked()
 
     def setUp(self):
         self._closers = []
 
     def tearDown(self):
-        for fn in reversed(self._closers):
-            try:
-                fn()
-            except Exception:
-                pass
+        run_closers(self._closers)
 
     def http(self, i):
         h = Http(self.cluster.nodes[i].http_port)
@@ -120,6 +120,15 @@ class ClusterTestCase(unittest.TestCase):
         c = Client(self.cluster.nodes[i].ws_port, user, app)
         self._closers.append(c.shutdown)
         return c
+
+
+def run_closers(closers):
+    """Calls each cleanup, newest first; one that fails does not stop the others."""
+    for fn in reversed(closers):
+        try:
+            fn()
+        except Exception:
+            pass
 
 
 def until(pred, timeout=5, what="condition"):

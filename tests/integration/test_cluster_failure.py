@@ -11,7 +11,7 @@ import signal
 import time
 import unittest
 
-from clustertest import Cluster, until
+from clustertest import Cluster, run_closers, until
 from imtest import Client, Http, send_all, send_message, uid
 
 
@@ -22,16 +22,8 @@ class ClusterFailureTest(unittest.TestCase):
         self._closers = []
 
     def tearDown(self):
-        for fn in reversed(self._closers):
-            try:
-                fn()
-            except Exception:
-                pass
-        errs = {n.node_id: n.stderr() for n in self.cluster.nodes}
-        codes = self.cluster.stop()
-        bad = {k: v for k, v in codes.items() if v != 0}
-        if bad:
-            self.fail("exit codes %r:\n%s" % (bad, "\n".join(errs[k][-3000:] for k in bad)))
+        run_closers(self._closers)
+        self.cluster.stop_checked()
 
     def node(self, name, **options):
         return self.cluster.add_node(name, **options)
