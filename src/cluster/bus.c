@@ -75,6 +75,8 @@ int bus_deliver(const char *msg, size_t n) {
     }
     if (m.rest_len == 0)
         return -1;
+    if (m.kind == 'm')
+        CLUSTER_COUNT(roomPushes);
     sbuf_t *f = im_frame_text(m.rest, m.rest_len); /* once per node, shared by every receiver */
     if (!f)
         return 0;

@@ -23,6 +23,7 @@
     X(busIn)                                                                                       \
     X(busMalformed)                                                                                \
     X(deliveriesDropped)                                                                           \
+    X(roomPushes)                                                                                  \
     X(presenceChanges)                                                                             \
     X(presenceCalls)                                                                               \
     X(presenceLost)                                                                                \

@@ -208,6 +208,9 @@ class ClusterDeliveryTest(ClusterTestCase):
         # One sender posting one after another, to a different node each time (as behind a
         # round-robin balancer): every receiver still gets them in the order sent.
         hs = [self.http(i) for i in range(3)]
+        pushes = lambda: [n.state()["cluster"]["counters"]["roomPushes"]
+                          for n in self.cluster.nodes]
+        before = await loop.run_in_executor(None, pushes)
         ids = [uid("rm") for _ in range(messages)]
         for k, mid in enumerate(ids):
             st, body = await loop.run_in_executor(None, send_all, hs[k % 3], room, "hi", mid,
@@ -218,6 +221,9 @@ class ClusterDeliveryTest(ClusterTestCase):
                 sum(len(counts[u]) for u in users) < n * messages:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)     # anything extra (a duplicate) has time to arrive
+        # Each node received each push once from Redis (and framed it once for its members).
+        after = await loop.run_in_executor(None, pushes)
+        self.assertEqual([a - b for a, b in zip(after, before)], [messages] * 3)
         for ws, task in peers + senders:
             await ws.close()
             task.cancel()
