@@ -24,45 +24,24 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
+import {
+  HOST, WAIT, canConnect, freePort, messages, selfName, sleep, tid, users, waitConnected,
+  waitMessage, waitUsers,
+} from './chatpage.mjs';
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = process.env.IMGATE_BIN || path.join(ROOT, 'build', 'imgate');
 const SHOTS = process.env.IMGATE_SCREENSHOT_DIR || path.join(ROOT, 'build', 'screenshots');
 const BROWSER = process.env.CHROMIUM || '/usr/bin/chromium';
-const HOST = '127.0.0.1';
-const WAIT = 10_000; // one UI update after real traffic; generous for a loaded CI machine
 const XSS = '<img src=x onerror="window.__xss=1;document.title=\'pwned\'">';
 
 /* ---- the node -------------------------------------------------------------------------------- */
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port });
-    s.setTimeout(300);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => { s.destroy(); resolve(false); });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class Node {
   constructor(httpPort, wsPort, extraArgs = []) {
@@ -117,73 +96,8 @@ class Node {
 
 /* ---- page helpers ---------------------------------------------------------------------------- */
 
-const tid = (id) => `[data-testid="${id}"]`;
-
 async function connState(page) {
   return page.locator(tid('conn-state')).getAttribute('data-state');
-}
-
-async function waitConnected(page, timeout = WAIT) {
-  await page.locator(`${tid('conn-state')}[data-state="connected"]`).waitFor({ timeout });
-  assert.equal((await page.locator(tid('conn-state')).innerText()).trim(), 'Connected');
-}
-
-async function selfName(page) {
-  return (await page.locator(tid('self-name')).innerText()).trim();
-}
-
-/* All messages of a page as plain objects, from the DOM. */
-function messages(page) {
-  return page.locator(`${tid('messages')} > ${tid('message')}`).evaluateAll((els) => els.map((e) => ({
-    kind: e.dataset.kind,
-    notice: e.dataset.notice || '',
-    from: e.dataset.from,
-    to: e.dataset.to,
-    self: e.dataset.self === 'true',
-    status: e.dataset.status || '',
-    text: e.querySelector('[data-testid="message-text"]').textContent,
-    sender: e.querySelector('[data-testid="message-sender"]')?.textContent ?? '',
-  })));
-}
-
-/* Waits until a message matching `want` (a subset of its fields) is on the page; returns it. */
-async function waitMessage(page, want, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last = [];
-  while (Date.now() < deadline) {
-    last = await messages(page);
-    const hit = last.find((m) => Object.entries(want).every(([k, v]) => m[k] === v));
-    if (hit) return hit;
-    await sleep(50);
-  }
-  throw new Error(`no message ${JSON.stringify(want)} within ${timeout} ms; the page shows:\n` +
-    last.map((m) => JSON.stringify(m)).join('\n'));
-}
-
-/* The online list: [{name, self}] in page order. */
-function users(page) {
-  return page.locator(`${tid('user-list')} > ${tid('user-item')}`).evaluateAll((els) =>
-    els.map((e) => ({ name: e.dataset.user, self: e.dataset.self === 'true' })));
-}
-
-async function waitUsers(page, names, self, timeout = WAIT) {
-  const want = [...names].sort();
-  const deadline = Date.now() + timeout;
-  let got = [];
-  while (Date.now() < deadline) {
-    got = await users(page);
-    const gotNames = got.map((u) => u.name).sort();
-    const selfs = got.filter((u) => u.self).map((u) => u.name);
-    if (JSON.stringify(gotNames) === JSON.stringify(want) &&
-        selfs.length === 1 && selfs[0] === self) {
-      const count = Number(await page.locator(tid('user-count')).textContent());
-      assert.equal(count, want.length, 'user-count');
-      return;
-    }
-    await sleep(50);
-  }
-  throw new Error(`online list ${JSON.stringify(got)}, wanted ${JSON.stringify(want)} with ` +
-    `self ${self}`);
 }
 
 async function sendText(page, text, { enter = false } = {}) {

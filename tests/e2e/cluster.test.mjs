@@ -34,6 +34,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
+import {
+  HOST, WAIT, canConnect, freePort, messages, selfName, sleep, tid, users, waitConnected,
+  waitMessage, waitUsers,
+} from './chatpage.mjs';
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = process.env.IMGATE_BIN || path.join(ROOT, 'build', 'imgate');
 const SHOTS = process.env.IMGATE_SCREENSHOT_DIR || path.join(ROOT, 'build', 'screenshots');
@@ -42,33 +47,9 @@ const NGINX = process.env.IMGATE_NGINX || '/usr/sbin/nginx';
 const REDIS_SERVER = process.env.IMGATE_REDIS_SERVER || '/usr/bin/redis-server';
 const NGINX_CONF = process.env.IMGATE_NGINX_CONF || path.join(ROOT, 'deploy', 'nginx.conf');
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
-const HOST = '127.0.0.1';
 const NODES = 3;
-const WAIT = 10_000; // one UI update after real traffic; generous for a loaded CI machine
 
 /* ---- processes --------------------------------------------------------------------------------- */
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port });
-    s.setTimeout(300);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => { s.destroy(); resolve(false); });
-  });
-}
 
 /* True if a RESP server on the port answers PING with +PONG. */
 function redisPong(port) {
@@ -86,7 +67,6 @@ function redisPong(port) {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function until(pred, what, timeout = WAIT) {
   const deadline = Date.now() + timeout;
@@ -233,64 +213,6 @@ function nginxErrors(nginx) {
 }
 
 /* ---- page helpers (as in chat.test.mjs) -------------------------------------------------------- */
-
-const tid = (id) => `[data-testid="${id}"]`;
-
-async function waitConnected(page, timeout = WAIT) {
-  await page.locator(`${tid('conn-state')}[data-state="connected"]`).waitFor({ timeout });
-  assert.equal((await page.locator(tid('conn-state')).innerText()).trim(), 'Connected');
-}
-
-async function selfName(page) {
-  return (await page.locator(tid('self-name')).innerText()).trim();
-}
-
-function messages(page) {
-  return page.locator(`${tid('messages')} > ${tid('message')}`).evaluateAll((els) => els.map((e) => ({
-    kind: e.dataset.kind,
-    notice: e.dataset.notice || '',
-    from: e.dataset.from,
-    to: e.dataset.to,
-    self: e.dataset.self === 'true',
-    status: e.dataset.status || '',
-    text: e.querySelector('[data-testid="message-text"]').textContent,
-  })));
-}
-
-async function waitMessage(page, want, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last = [];
-  while (Date.now() < deadline) {
-    last = await messages(page);
-    const hit = last.find((m) => Object.entries(want).every(([k, v]) => m[k] === v));
-    if (hit) return hit;
-    await sleep(50);
-  }
-  throw new Error(`no message ${JSON.stringify(want)} within ${timeout} ms; the page shows:\n` +
-    last.map((m) => JSON.stringify(m)).join('\n'));
-}
-
-function users(page) {
-  return page.locator(`${tid('user-list')} > ${tid('user-item')}`).evaluateAll((els) =>
-    els.map((e) => ({ name: e.dataset.user, self: e.dataset.self === 'true' })));
-}
-
-async function waitUsers(page, names, self, timeout = WAIT) {
-  const want = [...names].sort();
-  const deadline = Date.now() + timeout;
-  let got = [];
-  while (Date.now() < deadline) {
-    got = await users(page);
-    const gotNames = got.map((u) => u.name).sort();
-    const selfs = got.filter((u) => u.self).map((u) => u.name);
-    if (JSON.stringify(gotNames) === JSON.stringify(want) && selfs.length === 1 && selfs[0] === self) {
-      assert.equal(Number(await page.locator(tid('user-count')).textContent()), want.length, 'user-count');
-      return;
-    }
-    await sleep(50);
-  }
-  throw new Error(`online list ${JSON.stringify(got)}, wanted ${JSON.stringify(want)} with self ${self}`);
-}
 
 async function sendText(page, text) {
   const input = page.locator(tid('message-input'));
