@@ -28,6 +28,7 @@ static void conn_ws_error(conn_t *c, int err);
 static void update_events(conn_t *c);
 static void http_process(conn_t *c, int r);
 static void final_error(conn_t *c, int status, const char *msg);
+static void resume_input(conn_t *c);
 
 static int conn_fd(const conn_t *c) {
     return c->_fd;
@@ -173,6 +174,16 @@ static void queue_owned(conn_t *c, sbuf_t *b) {
         return;
     wq_push(c, b);
     sbuf_unref(b);
+    /* Our answers count against the same cap as pushes: a peer that keeps asking (pipelined
+     * requests, pings) without reading what we answer makes us stop reading it, so it can't
+     * make us buffer more than about one cap of answers. */
+    worker_t *w = conn_worker(c);
+    if (c->_wq_bytes >= w->cfg->max_write_queue && !(c->_flags & CONN_F_OUT_FULL)) {
+        c->_flags |= CONN_F_OUT_FULL;
+        STAT_INC(&w->stats, outputBackpressure);
+        if (c->_state == CONN_HTTP) /* a peer that never reads is dropped in time */
+            conn_set_timeout(c, w->cfg->keepalive_timeout);
+    }
 }
 
 static void notify_ws_close(conn_t *c) {
@@ -311,7 +322,7 @@ static void update_events(conn_t *c) {
     if (c->_fd < 0)
         return;
     uint32_t events = EPOLLIN;
-    if (c->_flags & CONN_F_PAUSED) {
+    if (c->_flags & CONN_F_HOLD) {
         events = 0;
         c->_flags |= CONN_F_READ_OFF;
     } else {
@@ -331,6 +342,16 @@ static void set_want_write(conn_t *c, bool on) {
     else
         c->_flags &= (uint16_t)~CONN_F_WANT_WRITE;
     update_events(c);
+}
+
+/* The peer has read enough of our answers (the queue is at half the cap or less): its input is
+ * handled again. */
+static void release_output(conn_t *c) {
+    if (!(c->_flags & CONN_F_OUT_FULL) || c->_state == CONN_DEAD ||
+        c->_wq_bytes > conn_worker(c)->cfg->max_write_queue / 2)
+        return;
+    c->_flags &= (uint16_t)~CONN_F_OUT_FULL;
+    resume_input(c);
 }
 
 /* Writes as much of the queue as the socket takes, with writev. */
@@ -389,6 +410,7 @@ void conn_flush(conn_t *c) {
     set_want_write(c, false);
     if ((c->_flags & CONN_F_CLOSE_AFTER_FLUSH) && !(c->_flags & CONN_F_LINGER))
         linger(c);
+    release_output(c);
 }
 
 /* ---- HTTP and the upgrade ---- */
@@ -581,7 +603,7 @@ static void http_process(conn_t *c, int r) {
     worker_t *w = conn_worker(c);
     while (r == HTTP_REQ_READY && c->_state == CONN_HTTP) {
         handle_request(c, &c->_http->req);
-        if (c->_state != CONN_HTTP || (c->_flags & (CONN_F_CLOSE_AFTER_FLUSH | CONN_F_PAUSED)))
+        if (c->_state != CONN_HTTP || (c->_flags & (CONN_F_CLOSE_AFTER_FLUSH | CONN_F_HOLD)))
             return;
         r = http_reader_next(c->_http);
     }
@@ -605,7 +627,7 @@ static void http_process(conn_t *c, int r) {
 /* Stops watching input if c is still paused when its input handling returns to the loop (an
  * answer that came at once costs no system call). */
 static void pause_input(conn_t *c) {
-    if ((c->_flags & CONN_F_PAUSED) && !(c->_flags & CONN_F_READ_OFF))
+    if ((c->_flags & CONN_F_HOLD) && !(c->_flags & CONN_F_READ_OFF))
         update_events(c);
 }
 
@@ -617,15 +639,16 @@ void conn_defer(conn_t *c) {
         conn_set_timeout(c, conn_worker(c)->cfg->handshake_timeout);
 }
 
-void conn_resume(conn_t *c) {
-    if (!(c->_flags & CONN_F_PAUSED))
-        return;
+/* Input may go on (no deferred answer awaited, no output backlog): handles what waited and
+ * reads the socket again. */
+static void resume_input(conn_t *c) {
     worker_t *w = conn_worker(c);
-    c->_flags &= (uint16_t)~CONN_F_PAUSED;
+    if (c->_flags & CONN_F_HOLD)
+        return;
     if (c->_flags & CONN_F_READ_OFF)
         update_events(c);
     if (w->_reading == c)
-        return; /* answered at once: the input loop that deferred goes on by itself */
+        return; /* inside its own input handling: that loop goes on by itself */
     conn_t *outer = w->_reading;
     w->_reading = c;
     if (c->_state == CONN_HTTP && c->_http && !(c->_flags & CONN_F_CLOSE_AFTER_FLUSH)) {
@@ -638,6 +661,13 @@ void conn_resume(conn_t *c) {
     if (c->_state != CONN_DEAD)
         pause_input(c);
     w->_reading = outer;
+}
+
+void conn_resume(conn_t *c) {
+    if (!(c->_flags & CONN_F_PAUSED))
+        return;
+    c->_flags &= (uint16_t)~CONN_F_PAUSED;
+    resume_input(c);
 }
 
 const http_req_t *conn_http_request(const conn_t *c) {
@@ -678,14 +708,32 @@ static int ws_on_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len) {
     w->cfg->hooks->on_ws_message(c, data, len, opcode == WS_OP_BINARY);
     if (c->_state != CONN_WS)
         return 1;
-    return (c->_flags & CONN_F_PAUSED) ? WS_HANDLER_PAUSE : 0;
+    return (c->_flags & CONN_F_HOLD) ? WS_HANDLER_PAUSE : 0;
 }
 
+/* Above this much unsent output a new pong replaces a queued one (below, every ping gets its
+ * pong, as clients and the Autobahn suite expect): 16 KiB is a hundred pongs or more. */
+#define PONG_COALESCE_ABOVE (16 * 1024)
+
+/* A ping's pong. When output is backing up and the last thing queued is a pong nobody has
+ * started to write, the new one takes its place: RFC 6455 §5.5.3 lets us answer only the
+ * latest ping, so a peer that pings without reading costs one queued pong, not one per ping. */
 static int ws_on_ping(void *ctx, uint8_t *data, size_t len) {
     conn_t *c = ctx;
-    if (c->_state == CONN_WS)
-        queue_owned(c, control_frame(WS_OP_PONG, data, len));
-    return 0;
+    if (c->_state != CONN_WS)
+        return 0;
+    sbuf_t *pong = control_frame(WS_OP_PONG, data, len);
+    wq_item_t *t = c->_wq_tail;
+    bool started = t && t->next == t && c->_wq_off > 0; /* the tail is the head, half written */
+    if (pong && t && !started && c->_wq_bytes >= PONG_COALESCE_ABOVE &&
+        sbuf_bytes(t->buf)[0] == (0x80 | WS_OP_PONG)) {
+        c->_wq_bytes += pong->len - t->buf->len;
+        sbuf_unref(t->buf);
+        t->buf = pong;
+        return 0;
+    }
+    queue_owned(c, pong);
+    return (c->_flags & CONN_F_OUT_FULL) ? WS_HANDLER_PAUSE : 0; /* answers unread: wait */
 }
 
 static int ws_on_pong(void *ctx, uint8_t *data, size_t len) {
@@ -716,7 +764,7 @@ static void ws_data(conn_t *c, uint8_t *p, size_t n) {
     if (c->_flags & CONN_F_INPUT_DONE)
         return;
     int r = 0;
-    if (c->_ws._spill && !(c->_flags & CONN_F_PAUSED)) {
+    if (c->_ws._spill && !(c->_flags & CONN_F_HOLD)) {
         /* Input held by a pause that conn_close ended: it comes before the new bytes. */
         r = ws_stream_resume(&c->_ws, w->cfg->max_message_size, &ws_handlers, c);
     }
@@ -742,7 +790,7 @@ static void on_readable(conn_t *c) {
 
 static void read_input(conn_t *c) {
     worker_t *w = conn_worker(c);
-    for (int i = 0; i < 4 && c->_state != CONN_DEAD && !(c->_flags & CONN_F_PAUSED); i++) {
+    for (int i = 0; i < 4 && c->_state != CONN_DEAD && !(c->_flags & CONN_F_HOLD); i++) {
         ssize_t n = read(conn_fd(c), w->_rbuf, NET_RBUF_SIZE);
         if (n > 0) {
             if (c->_state == CONN_HTTP)
@@ -765,7 +813,7 @@ static void read_input(conn_t *c) {
 void conn_on_io(conn_t *c, uint32_t events) {
     if (c->_state == CONN_DEAD)
         return; /* closed earlier in this batch of events */
-    if ((c->_flags & CONN_F_PAUSED) && (events & (EPOLLERR | EPOLLHUP))) {
+    if ((c->_flags & CONN_F_HOLD) && (events & (EPOLLERR | EPOLLHUP))) {
         conn_abort(c); /* reset while it waited for an answer: nobody is left to read it */
         return;
     }
@@ -773,7 +821,7 @@ void conn_on_io(conn_t *c, uint32_t events) {
         conn_flush(c);
     /* Errors and hang-ups show up as a failed or empty read. */
     if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->_state != CONN_DEAD &&
-        !(c->_flags & CONN_F_PAUSED))
+        !(c->_flags & CONN_F_HOLD))
         on_readable(c);
 }
 

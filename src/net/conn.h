@@ -38,6 +38,8 @@ enum {
     CONN_F_PAUSED = 1u << 9,       /* the answer to the current request comes later: no input */
     CONN_F_WS_INPUT = 1u << 10,    /* the input union holds _ws (upgraded), not _http */
     CONN_F_READ_OFF = 1u << 11,    /* epoll is not watching input (paused) */
+    CONN_F_OUT_FULL = 1u << 12, /* our answers fill app.maxWriteQueue: input waits for the peer */
+    CONN_F_HOLD = CONN_F_PAUSED | CONN_F_OUT_FULL, /* either: input is not handled now */
 };
 
 typedef struct conn {

@@ -19,6 +19,7 @@
     X(heartbeatTimeouts)                                                                           \
     X(closeTimeouts)                                                                               \
     X(deferredTimeouts)                                                                            \
+    X(outputBackpressure)                                                                          \
     X(httpRequests)                                                                                \
     X(httpErrors)                                                                                  \
     X(badRequests)                                                                                 \

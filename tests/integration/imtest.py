@@ -7,6 +7,7 @@ Everything here is bounded: every wait has a deadline, every socket a timeout.
 
 import http.client
 import json
+import os
 import socket
 import struct
 import threading
@@ -385,6 +386,16 @@ class Client:
         except OSError:
             pass
         self.shutdown()
+
+
+def under_sanitizer(pid):
+    """ASan pads allocations and keeps freed ones in quarantine, TSan shadows memory: RSS is not
+    comparable under either."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    binary = os.environ.get("IMGATE_BIN", "")
+    return any(lib in maps for lib in ("libasan", "libtsan")) or \
+        "asan" in binary or "tsan" in binary
 
 
 def state_counters(node):

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from harness import HOST, Node, RawWS
+from imtest import under_sanitizer
 
 CONNS = 2000
 WARMUP = 100
@@ -24,15 +25,6 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def under_sanitizer(pid):
-    """ASan pads allocations and TSan shadows memory: RSS is not comparable under either."""
-    with open("/proc/%d/maps" % pid) as f:
-        maps = f.read()
-    binary = os.environ.get("IMGATE_BIN", "")
-    return any(lib in maps for lib in ("libasan", "libtsan")) or \
-        "asan" in binary or "tsan" in binary
 
 
 def open_logged_in(port, first, count, deadline):
