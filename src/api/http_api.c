@@ -85,16 +85,20 @@ static int param_app_id(const params_t *p, uint32_t *app_id) {
         buf_free(&v);
         return 0;
     }
-    int rc = -1;
-    if (r == FORM_FOUND && v.len > 0 && v.len < 12) {
-        char *end;
-        errno = 0;
-        long long n = strtoll((const char *)v.data, &end, 10);
-        if (errno == 0 && *end == '\0' && n >= 0 && n <= 4294967295LL) {
-            *app_id = (uint32_t)n;
-            rc = 0;
-        }
+    /* Digits only, up to 2^32-1: no sign, no spaces, no NUL (a decoded %00 would end strtoll's
+     * reading early and let "101%00junk" land in room 101). */
+    int rc = r == FORM_FOUND && v.len > 0 && v.len <= 10 ? 0 : -1;
+    uint64_t n = 0;
+    for (size_t i = 0; rc == 0 && i < v.len; i++) {
+        if (v.data[i] < '0' || v.data[i] > '9')
+            rc = -1;
+        else
+            n = n * 10 + (uint64_t)(v.data[i] - '0');
     }
+    if (rc == 0 && n > UINT32_MAX)
+        rc = -1;
+    if (rc == 0)
+        *app_id = (uint32_t)n;
     buf_free(&v);
     return rc;
 }

@@ -49,8 +49,10 @@ sbuf_t *http_resp_build(int status, const char *content_type, const char *extra_
     char head[512];
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: imgate\r\n", status,
                      http_status_text(status));
+    /* nosniff: a browser takes our types as they are (a JSON error is never run as a script). */
     if (content_type)
-        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", content_type);
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Content-Type: %s\r\nX-Content-Type-Options: nosniff\r\n", content_type);
     n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\nConnection: %s\r\n",
                   body_len, keep_alive ? "keep-alive" : "close");
     size_t extra = extra_headers ? strlen(extra_headers) : 0;

@@ -10,7 +10,8 @@
 /* Reason phrase for a status code ("Unknown" if we never send it). */
 const char *http_status_text(int status);
 
-/* A complete response: status line, Content-Type (if non-NULL), Content-Length, Connection,
+/* A complete response: status line, Content-Type (if non-NULL, then also X-Content-Type-Options:
+ * nosniff), Content-Length, Connection,
  * `extra_headers` (zero or more "Name: value\r\n" lines, may be NULL), blank line, body.
  * NULL on OOM. */
 sbuf_t *http_resp_build(int status, const char *content_type, const char *extra_headers,

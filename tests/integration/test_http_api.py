@@ -22,6 +22,7 @@ class HttpApiTest(NodeTestCase):
     def assertJsonError(self, status, headers, body, want_status, what=""):
         self.assertEqual(status, want_status, "%s: %r" % (what, body))
         self.assertEqual(headers.get("content-type"), JSON_TYPE, what)
+        self.assertEqual(headers.get("x-content-type-options"), "nosniff", what)
         self.assertIsInstance(body, dict, "%s: error body is not JSON: %r" % (what, body))
         self.assertEqual(set(body), {"code", "msg", "data"}, what)
         self.assertEqual(body["code"], want_status, what)
@@ -32,6 +33,7 @@ class HttpApiTest(NodeTestCase):
     def assertSuccess(self, status, headers, body, what=""):
         self.assertEqual(status, 200, "%s: %r" % (what, body))
         self.assertEqual(headers.get("content-type"), JSON_TYPE, what)
+        self.assertEqual(headers.get("x-content-type-options"), "nosniff", what)
         self.assertEqual(body["code"], 200, what)
         self.assertEqual(body["msg"], "Success", what)
         return body["data"]
@@ -117,11 +119,25 @@ class HttpApiTest(NodeTestCase):
                 (path, dict(good, appID="101x"), 400),
                 (path, dict(good, appID=999), 400),           # not in app.appIds
                 (path, dict(good, appID=0), 400),
+                # Only digits: these were read as room %d (strtoll of the decoded value).
+                (path, dict(good, appID="%d\x00junk" % room), 400),
+                (path, dict(good, appID="\x00"), 400),
+                (path, dict(good, appID=" %d" % room), 400),
+                (path, dict(good, appID="\t%d" % room), 400),
+                (path, dict(good, appID="+%d" % room), 400),
+                (path, dict(good, appID="%d " % room), 400),
+                (path, dict(good, appID="99999999999"), 400),
                 (path, dict(good, userID="u" * 20), 400),
                 (path, without("message"), 400),
                 (path, dict(good, msgID="i" * 129), 400),
             ]
         cases.append(("/user/sendMessage", without("userID"), 400))
+        # The queries read appID the same way.
+        for bad in ("%d\x00junk" % room, "\x00", " %d" % room, "\t%d" % room, "-1"):
+            for path, extra in (("/user/list", {}), ("/user/online", {"userID": target.user})):
+                with self.subTest(path=path, appID=bad):
+                    status, h, body, _ = self.http.get(path, dict(extra, appID=bad))
+                    self.assertJsonError(status, h, body, 400, "%s appID=%r" % (path, bad))
         for path, params, want in cases:
             with self.subTest(path=path, params=params):
                 status, h, body, _ = self.http.post(path, params)
