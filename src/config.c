@@ -56,6 +56,7 @@ static const char *check_log_level(const char *v);
 static const char *check_ip_literal(const char *v);
 static const char *check_host_port(const char *v);
 static const char *check_node_id(const char *v);
+static const char *check_subprotocols(const char *v);
 
 /* The one table of keys and defaults. Each comment says why the default is what it is. */
 static const config_key_t keys[] = {
@@ -127,6 +128,11 @@ static const config_key_t keys[] = {
     /* 1 M: the file-descriptor limit is the real bound; this only stops runaway growth. */
     NUM("app.maxConnections", max_connections, 1, 100000000, "1000000",
         "connections per node; more are refused"),
+    /* "": goWebSocket's protocol needs none. A browser fails a handshake whose answer doesn't
+     * name one of the subprotocols it offered, so an offer we can't meet gets a clear 400. */
+    STR("app.subprotocols", subprotocols, check_subprotocols, "",
+        "WebSocket subprotocols accepted, comma-separated (the first the client offers is "
+        "echoed); an offer of others gets 400; \"\" = none"),
     /* 30 ms: when pushes to thousands of connections follow each other a few ms apart (the
      * cluster's, each waiting for Redis), each connection's write then carries several of them:
      * on 2 cores a 3-node cluster went from ~0.3 M to ~2 M deliveries/s with 10 000 receivers
@@ -263,6 +269,14 @@ static const char *check_host_port(const char *v) {
     int64_t port;
     if (!colon || colon == v || parse_int(colon + 1, &port) < 0 || port < 1 || port > 65535)
         return "must be host:port (port 1..65535), or \"\"";
+    return NULL;
+}
+
+/* Subprotocol names are HTTP tokens (RFC 6455 §4.1); the list is separated by commas. */
+static const char *check_subprotocols(const char *v) {
+    for (const char *p = v; *p; p++)
+        if (*p != ',' && (*p <= ' ' || *p > '~' || strchr("()<>@;:\\\"/[]?={}", *p)))
+            return "must be comma-separated tokens (letters, digits, !#$%&'*+-.^_`|~)";
     return NULL;
 }
 

@@ -40,6 +40,7 @@ typedef struct {
     uint32_t max_connections;       /* app.maxConnections per node */
     uint32_t mailbox_capacity;      /* app.mailboxCapacity: tasks per mailbox */
     uint32_t write_delay;           /* app.writeDelay: ms a big fan-out waits before writing */
+    char subprotocols[CONFIG_STR];  /* app.subprotocols: accepted Sec-WebSocket-Protocol values */
     uint32_t dedup_ttl;             /* app.dedupTtl: seconds a msgID is remembered */
     uint32_t dedup_capacity;        /* app.dedupCapacity: msgIDs remembered at most */
     /* redis.* — the seed's; the cluster layer uses addr, password and DB */

@@ -107,6 +107,7 @@ int main(int argc, char **argv) {
         .keepalive_timeout = KEEPALIVE_TIMEOUT_S,
         .mailbox_capacity = cfg.mailbox_capacity,
         .write_delay_ms = cfg.write_delay,
+        .subprotocols = cfg.subprotocols,
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,
     };

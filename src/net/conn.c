@@ -455,10 +455,40 @@ static void reply_error(conn_t *c, const http_req_t *req, int status, const char
     conn_http_reply(c, &copy, status, http_resp_error(status, msg, headers, keep));
 }
 
-/* Checks an upgrade request for /acc (RFC 6455 §4.2.1). Returns 0 and the accept key, or the
- * HTTP status to answer with (and *msg, *headers). */
-static int check_upgrade(const http_req_t *req, char accept[WS_ACCEPT_KEY_LEN + 1],
-                         const char **msg, const char **headers) {
+/* Picks the first subprotocol the client offers (Sec-WebSocket-Protocol: a, b) that is in
+ * `ours` (comma-separated). Returns its length (*sel points into the request), 0 if the client
+ * offered none, -1 if it offered only ones we don't speak (the chosen one is no longer than
+ * `ours`). */
+static int pick_subprotocol(const http_req_t *req, const char *ours, const char **sel) {
+    size_t len;
+    const char *offer = http_req_header(req, "Sec-WebSocket-Protocol", &len);
+    bool offered = false;
+    for (size_t i = 0; offer && i < len;) {
+        while (i < len && (offer[i] == ' ' || offer[i] == '\t' || offer[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && offer[i] != ',' && offer[i] != ' ' && offer[i] != '\t')
+            i++;
+        size_t n = i - start;
+        offered |= n > 0;
+        for (const char *o = ours; n && *o;) {
+            size_t m = strcspn(o, ",");
+            if (m == n && memcmp(o, offer + start, n) == 0) {
+                *sel = offer + start;
+                return (int)n;
+            }
+            o += m + (o[m] == ',');
+        }
+    }
+    return offered ? -1 : 0;
+}
+
+/* Checks an upgrade request for /acc (RFC 6455 §4.2.1). Returns 0 with the accept key and the
+ * subprotocol chosen (proto, proto_len; length 0 = none), or the HTTP status to answer with
+ * (msg, headers). */
+static int check_upgrade(conn_t *c, const http_req_t *req, char accept[WS_ACCEPT_KEY_LEN + 1],
+                         const char **proto, int *proto_len, const char **msg,
+                         const char **headers) {
     size_t ul, cl, vl, kl;
     const char *up = http_req_header(req, "Upgrade", &ul);
     const char *co = http_req_header(req, "Connection", &cl);
@@ -488,18 +518,31 @@ static int check_upgrade(const http_req_t *req, char accept[WS_ACCEPT_KEY_LEN + 
         *msg = "missing or malformed Sec-WebSocket-Key";
         return 400;
     }
+    /* A browser fails a handshake whose 101 doesn't echo one of the subprotocols it offered:
+     * refuse clearly instead (app.subprotocols lists what we speak, "" by default). */
+    const char *ours = conn_worker(c)->cfg->subprotocols;
+    *proto_len = pick_subprotocol(req, ours ? ours : "", proto);
+    if (*proto_len < 0) {
+        *msg = ours && *ours ? "none of the offered WebSocket subprotocols is spoken here (see "
+                               "app.subprotocols)"
+                             : "this server speaks no WebSocket subprotocol: connect without "
+                               "Sec-WebSocket-Protocol";
+        return 400;
+    }
     return 0;
 }
 
-/* Answers 101 and turns the connection into a WebSocket. Bytes that followed the request are
- * WebSocket data and are fed at once. Returns false if the connection is no longer HTTP. */
-static void upgrade(conn_t *c, const http_req_t *req, const char *accept) {
+/* Answers 101 (echoing the chosen subprotocol) and turns the connection into a WebSocket.
+ * Bytes that followed the request are WebSocket data and are fed at once. */
+static void upgrade(conn_t *c, const http_req_t *req, const char *accept, const char *proto,
+                    int proto_len) {
     worker_t *w = conn_worker(c);
-    char resp[160];
+    char resp[512];
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%.*s%s\r\n",
+                     accept, proto_len ? "Sec-WebSocket-Protocol: " : "", proto_len,
+                     proto_len ? proto : "", proto_len ? "\r\n" : "");
     sbuf_t *s = sbuf_from(resp, (size_t)n);
     if (!s) {
         conn_abort(c);
@@ -545,9 +588,11 @@ static void handle_request(conn_t *c, const http_req_t *req) {
     if (http_span_eq(req, req->path, "/acc")) {
         char accept[WS_ACCEPT_KEY_LEN + 1];
         const char *msg, *headers;
-        int status = check_upgrade(req, accept, &msg, &headers);
+        const char *proto = NULL;
+        int proto_len = 0;
+        int status = check_upgrade(c, req, accept, &proto, &proto_len, &msg, &headers);
         if (status == 0) {
-            upgrade(c, req, accept);
+            upgrade(c, req, accept, proto, proto_len);
             return;
         }
         STAT_INC(&w->stats, handshakesFailed);

@@ -253,8 +253,8 @@ class Accepted(NodeCase):
         self.assertEqual((fin, op), (True, 0x1))
         self.assertEqual(json.loads(payload)["seq"], "plain")  # not compressed
 
-    def test_subprotocol_offer_not_selected(self):
-        key, resp = self.upgrade(headers={"Sec-WebSocket-Protocol": "chat, superchat"})
+    def test_empty_subprotocol_header_is_no_offer(self):
+        key, resp = self.upgrade(headers={"Sec-WebSocket-Protocol": ""})
         self.assert_switched(resp, key)
         self.assert_works(resp)
 
@@ -487,11 +487,67 @@ class Rejected(NodeCase):
         self.assert_json_error(resp, 400)
         self.assertTrue(wait_eof(s, 3), "connection still open after 400")
 
+    def test_subprotocol_offer_is_400_by_default(self):
+        """app.subprotocols is "": a browser offering one would fail a 101 that names none, so
+        the offer is refused with a clear 400 instead."""
+        for offer in ("chat", "chat, superchat", " mqtt ,,wamp"):
+            with self.subTest(offer=offer):
+                _, resp = self.upgrade(headers={"Sec-WebSocket-Protocol": offer})
+                self.assert_json_error(resp, 400)
+                self.assertIn("Sec-WebSocket-Protocol", resp.json()["msg"])
+
     def test_rejected_requests_keep_the_node_healthy(self):
         """After all the rejections a normal upgrade still works."""
         key, resp = self.upgrade()
         self.assert_switched(resp, key)
         self.assert_works(resp)
+
+
+class Subprotocols(NodeCase):
+    """app.subprotocols=imgate.v1,chat: the first offered one we speak is echoed in the 101."""
+
+    node_options = {"app.subprotocols": "imgate.v1,chat"}
+
+    def assert_chosen(self, resp, key, proto):
+        self.assertTrue(resp.status_line.startswith("HTTP/1.1 101"), resp)
+        self.assertEqual(resp.headers.get("sec-websocket-accept"), accept_for(key), resp)
+        self.assertEqual(resp.headers.get("sec-websocket-protocol"), proto, resp)
+        self.assert_works(resp)
+
+    def test_first_offered_that_we_speak_is_echoed(self):
+        for offer, chosen in (("chat", "chat"), ("superchat, chat, imgate.v1", "chat"),
+                              ("imgate.v1,chat", "imgate.v1"), ("x,\timgate.v1", "imgate.v1")):
+            with self.subTest(offer=offer):
+                key, resp = self.upgrade(headers={"Sec-WebSocket-Protocol": offer})
+                self.assert_chosen(resp, key, chosen)
+
+    def test_names_are_compared_exactly(self):
+        """Subprotocol names are case-sensitive tokens (RFC 6455 §4.1): a prefix, a different
+        case or a longer name is not ours."""
+        for offer in ("Chat", "cha", "chats", "imgate", "imgate.v1x"):
+            with self.subTest(offer=offer):
+                _, resp = self.upgrade(headers={"Sec-WebSocket-Protocol": offer})
+                self.assert_json_error(resp, 400)
+
+    def test_no_offer_gets_no_subprotocol(self):
+        key, resp = self.upgrade()
+        self.assert_switched(resp, key)
+        self.assert_works(resp)
+
+    def test_websockets_library_client_gets_its_subprotocol(self):
+        """python3-websockets checks that the answer names one it offered."""
+        import websockets
+
+        async def run():
+            url = "ws://%s:%d/acc" % (HOST, self.node.ws_port)
+            async with websockets.connect(url, subprotocols=["other", "chat"],
+                                          open_timeout=WAIT, close_timeout=WAIT) as ws:
+                self.assertEqual(ws.subprotocol, "chat")
+                await ws.send(json.dumps({"seq": "lib", "cmd": "ping"}))
+                self.assertEqual(json.loads(await asyncio.wait_for(ws.recv(), WAIT))["seq"],
+                                 "lib")
+
+        asyncio.run(run())
 
 
 class HandshakeTimeout(NodeCase):

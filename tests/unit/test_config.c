@@ -48,6 +48,7 @@ static const char *const all_keys[] = {
     "cluster.maxPending",
     "app.mailboxCapacity",
     "app.writeDelay",
+    "app.subprotocols",
 };
 
 /* The seed's config/app.yaml, as goWebSocket ships it. */
