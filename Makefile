@@ -4,7 +4,7 @@
 #               and under ThreadSanitizer
 # Both install the Debian packages they need when they are missing (as root).
 
-DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
+DEB_PACKAGES := build-essential cmake pkg-config libuv1-dev libjansson-dev \
                 libhiredis-dev libssl-dev uthash-dev libyaml-dev libcmocka-dev redis-server \
                 python3 python3-websockets clang libclang-rt-14-dev chromium fonts-noto-cjk nginx
 JOBS ?= $(shell nproc)

@@ -119,7 +119,7 @@ static const config_key_t keys[] = {
     NUM("app.noticeBatchInterval", notice_batch_interval, 50, 60000, "1000",
         "milliseconds between batched presence pushes"),
     /* 8 KiB: what common servers allow (nginx's large buffer); a browser's upgrade fits easily.
-     * At most 64 KiB: http_parser refuses heads over its own 80 KiB regardless. */
+     * At most 64 KiB: a head is checked byte by byte as it arrives and kept whole. */
     NUM("app.maxHeaderBytes", max_header_bytes, 1, 64 * 1024, "8192",
         "largest HTTP request line + headers in bytes; larger gets 431"),
     /* 128 KiB: a form-encoded sendMessage of a full 64 KiB message, percent-encoded, fits. */

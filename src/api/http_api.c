@@ -457,7 +457,7 @@ void api_handle(conn_t *c, const http_req_t *req) {
         }
         char allow[64];
         snprintf(allow, sizeof allow, "Allow: %s, OPTIONS\r\n",
-                 http_method_str((enum http_method)routes[i].method));
+                 http_method_name(routes[i].method));
         if (req->method == HTTP_OPTIONS) {
             /* CORS preflight: the original has none, browsers need it for form POSTs. */
             char headers[1024];

@@ -420,8 +420,8 @@ static void http_log(conn_t *c, const http_req_t *req, int status, size_t bytes)
         return; /* spare the getpeername call per request */
     char peer[80];
     conn_peer_name(c, peer, sizeof peer);
-    log_access("%s \"%s %.*s HTTP/%u.%u\" %d %zu", peer,
-               http_method_str((enum http_method)req->method), (int)req->url.len,
+    log_access("%s \"%.*s %.*s HTTP/%u.%u\" %d %zu", peer, (int)req->method_name.len,
+               http_span_ptr(req, req->method_name), (int)req->url.len,
                http_span_ptr(req, req->url), req->http_major, req->http_minor, status, bytes);
 }
 
@@ -617,10 +617,14 @@ static void http_fail(conn_t *c, int err) {
     int status = err == HTTP_REQ_ERR_TOO_LARGE ? 413
                  : err == HTTP_REQ_ERR_HEADERS ? 431
                  : err == HTTP_REQ_ERR_NOMEM   ? 503
+                 : err == HTTP_REQ_ERR_CODING  ? 501
+                 : err == HTTP_REQ_ERR_VERSION ? 505
                                                : 400;
     const char *msg = status == 413   ? "request body too large"
                       : status == 431 ? "request line and headers too large"
                       : status == 503 ? "out of memory"
+                      : status == 501 ? "only the chunked transfer coding is understood"
+                      : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are spoken here"
                                       : "malformed HTTP request";
     worker_t *w = conn_worker(c);
     STAT_INC(&w->stats, httpRequests);
@@ -655,6 +659,15 @@ static void http_process(conn_t *c, int r) {
     if (r < 0) {
         http_fail(c, r);
         return;
+    }
+    if (http_reader_take_continue(c->_http)) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        sbuf_t *s = sbuf_from(cont, sizeof cont - 1);
+        if (!s) {
+            conn_abort(c);
+            return;
+        }
+        queue_owned(c, s);
     }
     if (http_reader_partial(c->_http)) {
         if (!(c->_flags & CONN_F_REQ_PENDING)) {

@@ -96,6 +96,8 @@ class HttpApiTest(NodeTestCase):
         c20 = self.client(uid("x" * 12)[:19], room)
         status, h, body, _ = self.http.get("/user/online", {"userID": c20.user + "z"})
         self.assertJsonError(status, h, body, 400, "userID of 20 bytes")
+        status, h, body, _ = self.http.get("/user/online", {"userID": "u" * 25})
+        self.assertJsonError(status, h, body, 400, "userID of 25 bytes")
         c20.close_gracefully()
         c.close_gracefully()
         wait_until(lambda: self.http.get("/user/online", {"userID": user})[2]["data"]["online"]
