@@ -5,13 +5,18 @@
 #include <string.h>
 
 int msgbody_encode(char *dst, size_t cap, const msgbody_t *m, size_t pad_to) {
+    /* Formatted apart and copied when it fits: a too-small dst is an answer (-1), not a
+     * truncation (which gcc -O3 rightly warns about once it sees a small cap). */
+    char tmp[80];
     int n;
     if (m->kind == 'd')
-        n = snprintf(dst, cap, "d.%" PRIu64 ".%" PRIu64 ".%" PRId64, m->index, m->user, m->sent_ns);
+        n = snprintf(tmp, sizeof tmp, "d.%" PRIu64 ".%" PRIu64 ".%" PRId64, m->index, m->user,
+                     m->sent_ns);
     else
-        n = snprintf(dst, cap, "b.%" PRIu64 ".%" PRId64, m->index, m->sent_ns);
+        n = snprintf(tmp, sizeof tmp, "b.%" PRIu64 ".%" PRId64, m->index, m->sent_ns);
     if (n < 0 || (size_t)n >= cap || pad_to >= cap)
         return -1;
+    memcpy(dst, tmp, (size_t)n + 1);
     if ((size_t)n + 1 < pad_to) {
         dst[n++] = '.';
         memset(dst + n, 'x', pad_to - (size_t)n);
