@@ -8,21 +8,24 @@
 RUN_PACKAGES := build-essential cmake pkg-config libuv1-dev libjansson-dev libhiredis-dev \
                 libssl-dev uthash-dev libyaml-dev
 TEST_PACKAGES := $(RUN_PACKAGES) libcmocka-dev redis-server python3 python3-websockets clang \
-                 libclang-rt-14-dev chromium fonts-noto-cjk nginx nodejs npm
+                 libclang-rt-14-dev chromium fonts-noto-cjk nginx clang-format
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build/asan
 TSAN_BUILD ?= build/tsan
 
-.PHONY: all run test deps test-deps build release-build asan-build tsan-build unit integration clean format cluster
+.PHONY: all run test deps test-deps format-check build release-build asan-build tsan-build unit integration clean format cluster
 
 all: build
 
-# Installs the missing ones of $(1) (apt-get update once, then install).
+# Installs the missing ones of $(1) (apt-get update once, then install). With $(2) = npm, Debian's
+# nodejs and npm too when there is no npm command: a machine's own Node.js (whose npm is not a
+# Debian package, and conflicts with Debian's) is kept.
 define install_missing
 	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	  done); \
+	if [ "$(2)" = npm ] && ! command -v npm >/dev/null 2>&1; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing missing packages:" $$missing; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
@@ -33,7 +36,7 @@ deps:
 	$(call install_missing,$(RUN_PACKAGES))
 
 test-deps:
-	$(call install_missing,$(TEST_PACKAGES))
+	$(call install_missing,$(TEST_PACKAGES),npm)
 
 # -Werror here (developers, CI); a plain cmake build leaves it off.
 build: deps
@@ -73,7 +76,7 @@ cluster: build
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-test: test-deps build release-build asan-build tsan-build node_modules/.package-lock.json
+test: test-deps format-check build release-build asan-build tsan-build node_modules/.package-lock.json
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -89,6 +92,10 @@ integration: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# make test fails when a C file is not as clang-format (.clang-format) writes it.
+format-check: test-deps
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD)
