@@ -456,8 +456,7 @@ void api_handle(conn_t *c, const http_req_t *req) {
             return;
         }
         char allow[64];
-        snprintf(allow, sizeof allow, "Allow: %s, OPTIONS\r\n",
-                 http_method_name(routes[i].method));
+        snprintf(allow, sizeof allow, "Allow: %s, OPTIONS\r\n", http_method_name(routes[i].method));
         if (req->method == HTTP_OPTIONS) {
             /* CORS preflight: the original has none, browsers need it for form POSTs. */
             char headers[1024];

@@ -392,6 +392,8 @@ static void compact(http_reader_t *r) {
 
 /* Reads as far as the bytes go. */
 static int parse(http_reader_t *r) {
+    if (!r->_in.len)
+        return HTTP_REQ_MORE; /* nothing yet (an empty feed) */
     int rc = read_head(r);
     while (rc >= 0 && r->_phase != PH_READY && r->_phase != PH_HEAD) {
         switch (r->_phase) {
@@ -456,7 +458,7 @@ bool http_reader_take_continue(http_reader_t *r) {
 
 const uint8_t *http_reader_rest(const http_reader_t *r, size_t *len) {
     *len = r->_in.len - r->_pos;
-    return r->_in.data + r->_pos;
+    return r->_in.data ? r->_in.data + r->_pos : (const uint8_t *)""; /* nothing read yet */
 }
 
 bool http_reader_partial(const http_reader_t *r) {
