@@ -93,7 +93,11 @@ static const config_key_t keys[] = {
     /* 6 minutes: the seed's heartbeat timeout; browsers send one every 30 s. A day at most: the
      * sweeper is meant for idle links, not for keeping dead ones. */
     NUM("app.heartbeatTimeout", heartbeat_timeout, 1, 86400, "360",
-        "seconds without login or heartbeat before a connection is closed"),
+        "seconds without a heartbeat before a logged-in connection is closed (1001)"),
+    /* 30 s: a client logs in right after its upgrade; one that does not only holds a slot (the
+     * original left it for the 360-s heartbeat timeout). */
+    NUM("app.loginTimeout", login_timeout, 1, 86400, "30",
+        "seconds a WebSocket has to log in (at most app.heartbeatTimeout) before close 1008"),
     /* 10 s: a real client sends its upgrade request in one round trip; slowloris clients don't. */
     NUM("app.handshakeTimeout", handshake_timeout, 1, 3600, "10",
         "seconds a new connection has to complete its HTTP request"),

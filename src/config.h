@@ -28,6 +28,7 @@ typedef struct {
     uint32_t app_ids[CONFIG_MAX_APPS]; /* app.appIds: the rooms a client may log in to */
     int app_id_count;
     uint32_t heartbeat_timeout;     /* app.heartbeatTimeout, seconds */
+    uint32_t login_timeout;         /* app.loginTimeout, seconds */
     uint32_t handshake_timeout;     /* app.handshakeTimeout, seconds */
     uint32_t close_timeout;         /* app.closeTimeout, seconds */
     uint32_t max_message_size;      /* app.maxMessageSize, bytes */

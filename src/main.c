@@ -32,6 +32,7 @@ extern char **environ;
 static const net_hooks_t hooks = {
     .on_http = api_handle,
     .on_ws_open = router_on_open,
+    .on_ws_timeout = router_on_timeout,
     .on_ws_message = router_on_message,
     .on_ws_close = router_on_close,
 };

@@ -172,8 +172,18 @@ static void reply(conn_t *c, im_str_t seq, im_str_t cmd, int code, const char *d
 
 void router_on_open(conn_t *c, const http_req_t *req) {
     memset(session_of(c), 0, sizeof(session_t));
-    /* Connections that never log in are timed out like silent ones (the original does too). */
-    conn_set_timeout(c, g_cfg->heartbeat_timeout);
+    /* A connection that does not log in holds a slot for nothing: it gets loginTimeout (the
+     * original left it for the heartbeat timeout, which is longer by default). */
+    uint32_t t = g_cfg->login_timeout;
+    conn_set_timeout(c, t < g_cfg->heartbeat_timeout ? t : g_cfg->heartbeat_timeout);
+}
+
+bool router_on_timeout(conn_t *c) {
+    if (session_of(c)->user)
+        return false; /* logged in: the heartbeat timeout */
+    STAT_INC(&conn_worker(c)->stats, loginTimeouts);
+    conn_close(c, WS_CLOSE_POLICY, "login timeout");
+    return true;
 }
 
 void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary) {

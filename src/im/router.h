@@ -14,6 +14,8 @@
 int router_init(const config_t *cfg);
 
 void router_on_open(conn_t *c, const http_req_t *req);
+/* net_hooks_t.on_ws_timeout: a connection that never logged in is closed 1008 "login timeout". */
+bool router_on_timeout(conn_t *c);
 void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary);
 void router_on_close(conn_t *c);
 

@@ -909,6 +909,8 @@ void conn_on_timeout(conn_t *c, uint32_t now) {
         }
         break;
     case CONN_WS:
+        if (w->cfg->hooks->on_ws_timeout && w->cfg->hooks->on_ws_timeout(c))
+            break;
         STAT_INC(&w->stats, heartbeatTimeouts);
         conn_close(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
         break;

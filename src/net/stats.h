@@ -17,6 +17,7 @@
     X(messagesTooBig)                                                                              \
     X(slowConsumers)                                                                               \
     X(heartbeatTimeouts)                                                                           \
+    X(loginTimeouts)                                                                               \
     X(closeTimeouts)                                                                               \
     X(deferredTimeouts)                                                                            \
     X(outputBackpressure)                                                                          \

@@ -25,6 +25,9 @@ typedef struct {
     void (*on_ws_open)(conn_t *c, const http_req_t *req);
     /* A complete text or binary message (UTF-8 already checked for text). */
     void (*on_ws_message)(conn_t *c, uint8_t *data, size_t len, bool binary);
+    /* A WebSocket's deadline passed. Returns true if it handled that (closed the connection);
+     * false gets the default, close 1001 "heartbeat timeout". */
+    bool (*on_ws_timeout)(conn_t *c);
     /* Once, when a WebSocket that had on_ws_open stops being usable (closing or closed). */
     void (*on_ws_close)(conn_t *c);
     /* On each worker's thread, at start and after its last connection, before the loop ends. */

@@ -33,6 +33,7 @@ CODE_MSG = {
 COUNTER_KEYS = (
     "connectionsAccepted", "connectionsRejected", "handshakesFailed", "handshakeTimeouts",
     "protocolErrors", "badUtf8", "messagesTooBig", "slowConsumers", "heartbeatTimeouts",
+    "loginTimeouts",
     "closeTimeouts", "httpRequests", "httpErrors", "badRequests", "messagesIn", "messagesOut",
     "duplicatesDropped",
 )

@@ -1,9 +1,11 @@
 """Timeouts (docs/behaviour.md): the heartbeat idle timeout (close 1001 "heartbeat timeout",
-swept once a second), the handshake timeout (silent or unfinished requests), and the close
-timeout (a peer that never answers our close frame is dropped). All with short settings so the
-file runs in well under a minute."""
+swept once a second), the login timeout (close 1008 "login timeout" for a WebSocket that never
+logs in), the handshake timeout (silent or unfinished requests), and the close timeout (a peer
+that never answers our close frame is dropped). All with short settings so the file runs in well
+under a minute."""
 
 import asyncio
+import json
 import socket
 import struct
 import threading
@@ -43,7 +45,7 @@ class TimeoutsTest(NodeTestCase):
         before = self.counter("heartbeatTimeouts")
         before_close = self.counter("closeTimeouts")
         t0 = time.monotonic()
-        answers, silent = self.client(), self.client()   # never log in
+        answers, silent = self.client(uid("ia")), self.client(uid("is"))
         for c in (answers, silent):
             self.assertEqual(c.wait_closed(HEARTBEAT + SWEEP + SLACK + 1), (1001, "heartbeat timeout"))
             self.assertWithin(c.close_at - t0, HEARTBEAT - SWEEP, HEARTBEAT + SWEEP + SLACK,
@@ -65,6 +67,9 @@ class TimeoutsTest(NodeTestCase):
         async def run():
             async with websockets.connect(url, open_timeout=5, ping_interval=None,
                                           close_timeout=5) as ws:
+                await ws.send(json.dumps({"seq": "1", "cmd": "login",
+                                          "data": {"userID": uid("lib"), "appID": 101}}))
+                await ws.recv()
                 t0 = time.monotonic()
                 await asyncio.wait_for(ws.wait_closed(), HEARTBEAT + SWEEP + SLACK + 2)
                 return ws.close_code, ws.close_reason, time.monotonic() - t0
@@ -218,6 +223,44 @@ class TimeoutsTest(NodeTestCase):
         c.ws.send_frame(0x8, struct.pack("!H", 1002))
         wait_until(lambda: c.eof, 2, what="EOF after the close handshake")
         self.assertLess(c.eof_at - c.close_at, 1.5)
+
+
+class LoginTimeout(NodeTestCase):
+    """app.loginTimeout=2 with a long heartbeat timeout: a WebSocket that has not logged in
+    within ~2 s is closed 1008 "login timeout" (pings do not help); one that logged in is not."""
+
+    LOGIN = 2
+    node_options = {"app.loginTimeout": LOGIN, "app.heartbeatTimeout": 60}
+
+    def test_never_logged_in_is_closed_1008(self):
+        before = self.node.state()["counters"]["loginTimeouts"]
+        t0 = time.monotonic()
+        silent, pinger = self.client(), self.client()
+        late = self.client()
+        time.sleep(1)
+        r = late.request("login", {"userID": uid("late"), "appID": 101})
+        self.assertEqual(r["response"]["code"], 200)
+        while time.monotonic() - t0 < self.LOGIN + SWEEP + SLACK:
+            if pinger.close is None:
+                pinger.send({"seq": "p", "cmd": "ping"})
+            time.sleep(0.4)
+        for c in (silent, pinger):
+            self.assertEqual(c.wait_closed(2), (1008, "login timeout"))
+            self.assertTrue(self.LOGIN - SWEEP <= c.close_at - t0 <= self.LOGIN + SWEEP + SLACK,
+                            "closed after %.2f s" % (c.close_at - t0))
+        self.assertIsNone(late.close, "a connection that logged in was closed")
+        self.assertEqual(late.request("heartbeat")["response"]["code"], 200)
+        wait_until(lambda: self.node.state()["counters"]["loginTimeouts"] >= before + 2, 3,
+                   what="loginTimeouts to grow by 2")
+
+    def test_seen_by_websockets_library(self):
+        async def run():
+            async with websockets.connect(self.node.ws_url, open_timeout=5, ping_interval=None,
+                                          close_timeout=5) as ws:
+                await asyncio.wait_for(ws.wait_closed(), self.LOGIN + SWEEP + SLACK + 2)
+                return ws.close_code, ws.close_reason
+
+        self.assertEqual(asyncio.run(run()), (1008, "login timeout"))
 
 
 if __name__ == "__main__":
