@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define IMGATE_VERSION      "0.1.0"
 #define CONFIG_DEFAULT_FILE "config/app.yaml"
 #define CONFIG_ENV_PREFIX   "IMGATE_"
 #define CONFIG_KEY_MAX      64   /* longest dotted key we accept from a flag or a YAML path */

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define IMGATE_VERSION "0.1.0"
+
 #define CONFIG_MAX_APPS 64
 #define CONFIG_STR      256
 
