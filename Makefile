@@ -8,7 +8,8 @@
 RUN_PACKAGES := build-essential cmake pkg-config libuv1-dev libjansson-dev libhiredis-dev \
                 libssl-dev uthash-dev libyaml-dev
 TEST_PACKAGES := $(RUN_PACKAGES) libcmocka-dev redis-server python3 python3-websockets clang \
-                 libclang-rt-14-dev chromium fonts-noto-cjk nginx clang-format
+                 libclang-rt-14-dev chromium fonts-noto-cjk nginx clang-format \
+                 prometheus python3-prometheus-client
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build/asan

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "api/form.h"
+#include "api/metrics.h"
 #include "api/web_files.h"
 #include "cluster/cluster.h"
 #include "im/dedup.h"
@@ -19,6 +20,7 @@
 #include "net/http_resp.h"
 #include "net/worker.h"
 #include "util/clock.h"
+#include "util/prom.h"
 
 static const config_t *g_cfg;
 
@@ -431,6 +433,49 @@ static void get_system_state(conn_t *c, const http_req_t *req) {
             peers_add(j, NULL, 0);
 }
 
+/* A worker whose once-a-second tick is this late is stuck (a tick runs every second; a long
+ * malloc_trim or a burst can delay one by a fraction of that, not by seconds). */
+#define HEALTH_STALL_S 5
+
+/* Liveness: this worker answers, so it turns; the others must have ticked lately. */
+static void get_health(conn_t *c, const http_req_t *req) {
+    for (int i = 0; i < net_worker_count(); i++) {
+        uint32_t age = worker_tick_age(net_worker(i));
+        if (age >= HEALTH_STALL_S) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "worker %d stalled for %u s", i, age);
+            reply_error(c, req, 503, msg, NULL);
+            return;
+        }
+    }
+    static const char data[] = "{\"status\":\"ok\"}";
+    reply_ok(c, req, data, sizeof data - 1);
+}
+
+/* Readiness: accepting, not draining, and Redis reachable when clustered. */
+static void get_ready(conn_t *c, const http_req_t *req) {
+    if (net_draining()) {
+        reply_error(c, req, 503, "draining", "Retry-After: 5\r\n");
+        return;
+    }
+    if (!cluster_reachable()) {
+        reply_error(c, req, 503, "redis unreachable", "Retry-After: 1\r\n");
+        return;
+    }
+    static const char data[] = "{\"status\":\"ready\"}";
+    reply_ok(c, req, data, sizeof data - 1);
+}
+
+static void get_metrics(conn_t *c, const http_req_t *req) {
+    buf_t body = {0};
+    metrics_render(&body);
+    sbuf_t *resp = body.data ? http_resp_build(200, PROM_CONTENT_TYPE, NULL, body.data, body.len,
+                                               req->keep_alive)
+                             : NULL;
+    buf_free(&body);
+    conn_http_reply(c, req, 200, resp);
+}
+
 typedef void (*route_fn)(conn_t *c, const http_req_t *req);
 
 static const struct {
@@ -443,6 +488,9 @@ static const struct {
     {"/user/sendMessage", HTTP_POST, post_send_message},
     {"/user/sendMessageAll", HTTP_POST, post_send_message_all},
     {"/system/state", HTTP_GET, get_system_state},
+    {"/metrics", HTTP_GET, get_metrics},
+    {"/health", HTTP_GET, get_health},
+    {"/ready", HTTP_GET, get_ready},
 };
 
 void api_handle(conn_t *c, const http_req_t *req) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include "im/route.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/prom.h"
 
 cluster_t g_cluster;
 static bool g_enabled;
@@ -289,6 +291,60 @@ void cluster_free(void) {
     pthread_mutex_destroy(&g_cluster.leave_lock);
     pthread_cond_destroy(&g_cluster.leave_cond);
     g_enabled = false;
+}
+
+bool cluster_reachable(void) {
+    return !g_enabled || cluster_usable();
+}
+
+void cluster_metrics(buf_t *out) {
+    if (!g_enabled)
+        return;
+    redis_link_stats_t s[2];
+    redis_link_stats(&g_cluster.cmd, &s[0]);
+    redis_link_stats(&g_cluster.sub, &s[1]);
+    static const char *const links[2] = {"link=\"commands\"", "link=\"subscriptions\""};
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } families[] = {
+        {"imgate_redis_link_up", "gauge", "1 while the Redis link is connected",
+         offsetof(redis_link_stats_t, up)},
+        {"imgate_redis_commands_pending", "gauge", "Redis commands in flight",
+         offsetof(redis_link_stats_t, pending)},
+        {"imgate_redis_connects_total", "counter", "Redis connections made",
+         offsetof(redis_link_stats_t, connects)},
+        {"imgate_redis_refused_total", "counter",
+         "commands refused (link down or cluster.maxPending reached)",
+         offsetof(redis_link_stats_t, refused)},
+        {"imgate_redis_timeouts_total", "counter", "commands without an answer in time",
+         offsetof(redis_link_stats_t, timeouts)},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        prom_family(out, families[f].name, families[f].type, families[f].help);
+        for (int i = 0; i < 2; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&s[i] + families[f].off, sizeof v);
+            prom_sample(out, families[f].name, links[i], v);
+        }
+    }
+    prom_family(out, "imgate_redis_round_trip_seconds", "gauge", "last measured Redis round trip");
+    for (int i = 0; i < 2; i++)
+        prom_sample_double(out, "imgate_redis_round_trip_seconds", links[i], s[i].rtt_us / 1e6);
+    mailbox_stats_t mb;
+    mailbox_get_stats(&g_cluster.mb, &mb);
+    prom_family(out, "imgate_cluster_mailbox_depth", "gauge", "tasks waiting for the cluster loop");
+    prom_sample(out, "imgate_cluster_mailbox_depth", "", mb.depth);
+    prom_family(out, "imgate_cluster_mailbox_dropped_total", "counter",
+                "tasks the cluster loop's full mailbox refused");
+    prom_sample(out, "imgate_cluster_mailbox_dropped_total", "", mb.dropped);
+    char name[96];
+#define X(field)                                                                                   \
+    prom_name(name, sizeof name, "imgate_cluster_", #field, "_total");                             \
+    prom_family(out, name, "counter", "cluster counter " #field " of /system/state");              \
+    prom_sample(out, name, "", atomic_load(&g_cluster.counters.field));
+    COUNTERS(X)
+#undef X
 }
 
 void cluster_state_json(buf_t *out) {

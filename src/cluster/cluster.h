@@ -29,6 +29,15 @@ void cluster_stop(void);
 /* After cluster_stop and before net_free: answers what was still queued, frees everything. */
 void cluster_free(void);
 
+/* For /ready: true for a single node; in cluster mode, while both Redis links are up. Any
+ * thread. */
+bool cluster_reachable(void);
+
+/* Appends the cluster's Prometheus families to /metrics (nothing for a single node): link
+ * state, round trip, commands in flight, reconnects, refusals and timeouts per link, the
+ * mailbox, and the counters as imgate_cluster_*_total. Any thread. */
+void cluster_metrics(buf_t *out);
+
 /* Appends the value of /system/state's "cluster": null for a single node, else the node id,
  * both links (state, since, connects, last error, pending, round trip), the mailbox and the
  * counters. Any thread. */

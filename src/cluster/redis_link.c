@@ -334,6 +334,15 @@ void redis_link_stop(redis_link_t *l) {
     uv_close((uv_handle_t *)&l->_timer, NULL);
 }
 
+void redis_link_stats(redis_link_t *l, redis_link_stats_t *out) {
+    out->up = redis_link_up(l);
+    out->connects = atomic_load(&l->_reconnects);
+    out->refused = atomic_load(&l->_refused);
+    out->timeouts = atomic_load(&l->_timeouts);
+    out->rtt_us = atomic_load(&l->_rtt_us);
+    out->pending = atomic_load(&l->_pending);
+}
+
 void redis_link_state_json(redis_link_t *l, buf_t *out) {
     static const char *const names[] = {"down", "connecting", "up"};
     char err[sizeof l->_last_error];

@@ -97,6 +97,13 @@ bool redis_link_up(const redis_link_t *l);
  * hiredis callback. */
 void redis_link_reset(redis_link_t *l, const char *why);
 
+/* A link's numbers, for /metrics. Any thread. */
+typedef struct {
+    uint64_t up; /* 1 while connected */
+    uint64_t connects, refused, timeouts, rtt_us, pending;
+} redis_link_stats_t;
+void redis_link_stats(redis_link_t *l, redis_link_stats_t *out);
+
 /* Appends {"state":…,"since":…,"reconnects":…,"lastError":…,"pending":…,"rttUs":…,…}. Any
  * thread. */
 void redis_link_state_json(redis_link_t *l, buf_t *out);

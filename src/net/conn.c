@@ -389,6 +389,7 @@ void conn_flush(conn_t *c) {
             return;
         }
         size_t left = (size_t)wrote;
+        STAT_ADD(&conn_worker(c)->stats, bytesOut, left);
         c->_wq_bytes -= (uint32_t)left;
         while (left > 0) {
             wq_item_t *head = c->_wq_tail->next;
@@ -851,6 +852,7 @@ static void read_input(conn_t *c) {
     for (int i = 0; i < 4 && c->_state != CONN_DEAD && !(c->_flags & CONN_F_HOLD); i++) {
         ssize_t n = read(conn_fd(c), w->_rbuf, NET_RBUF_SIZE);
         if (n > 0) {
+            STAT_ADD(&w->stats, bytesIn, (uint64_t)n);
             if (c->_state == CONN_HTTP)
                 http_data(c, w->_rbuf, (size_t)n);
             else

@@ -26,6 +26,8 @@
     X(badRequests)                                                                                 \
     X(messagesIn)                                                                                  \
     X(messagesOut)                                                                                 \
+    X(bytesIn)                                                                                     \
+    X(bytesOut)                                                                                    \
     X(duplicatesDropped)
 
 typedef struct {

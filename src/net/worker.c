@@ -22,12 +22,17 @@
 static worker_t *g_workers;
 static int g_worker_count;
 static atomic_uint g_conn_total;
+static atomic_bool g_draining; /* set once, at the start of a drain */
 static _Thread_local worker_t *tl_worker;
 
 static void close_handles(worker_t *w);
 
 struct worker *conn_worker(const conn_t *c) {
     return &g_workers[c->_wid];
+}
+
+bool net_draining(void) {
+    return atomic_load_explicit(&g_draining, memory_order_relaxed);
 }
 
 int net_worker_count(void) {
@@ -108,6 +113,11 @@ size_t worker_list_peers(worker_t *w, buf_t *out) {
 
 uint32_t worker_conn_count(const worker_t *w) {
     return atomic_load_explicit(&w->_conn_count, memory_order_relaxed);
+}
+
+uint32_t worker_tick_age(const worker_t *w) {
+    uint32_t at = atomic_load_explicit(&w->_tick_at, memory_order_relaxed), now = clock_mono_s();
+    return now > at ? now - at : 0;
 }
 
 uint32_t worker_ws_count(const worker_t *w) {
@@ -385,6 +395,7 @@ static int listen_socket(const char *addr, int port) {
 static void on_tick(uv_timer_t *h) {
     worker_t *w = h->data;
     uint32_t now = clock_mono_s();
+    atomic_store_explicit(&w->_tick_at, now, memory_order_relaxed);
     for (conn_t *c = w->_conns, *next; c; c = next) {
         next = c->_next;
         if (c->_deadline && c->_deadline <= now)
@@ -460,6 +471,7 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     uv_timer_init(&w->loop, &w->_delay);
     uv_prepare_init(&w->loop, &w->_prepare);
     w->_tick.data = w->_check.data = w->_prepare.data = w->_delay.data = w;
+    atomic_store_explicit(&w->_tick_at, clock_mono_s(), memory_order_relaxed);
     uv_timer_start(&w->_tick, on_tick, 1000, 1000);
     uv_check_start(&w->_check, on_check);
     uv_prepare_start(&w->_prepare, on_prepare);
@@ -542,6 +554,7 @@ err:
 }
 
 void net_drain(void) {
+    atomic_store_explicit(&g_draining, true, memory_order_relaxed);
     for (int i = 0; i < g_worker_count; i++)
         if (worker_post_reply(&g_workers[i], shutdown_task, NULL) != 0)
             log_error("worker %d: cannot post its shutdown", i);

@@ -98,6 +98,7 @@ typedef struct worker {
     bool _stopping;
     _Atomic uint32_t _conn_count; /* written by this worker only; read by others */
     _Atomic uint32_t _ws_count;
+    _Atomic uint32_t _tick_at; /* clock_mono_s() of the last tick: the loop is turning */
     net_stats_t stats;
 } worker_t;
 
@@ -113,6 +114,9 @@ void net_drain(void);
 /* Runs what is left in the mailboxes, calls on_worker_stop and frees everything. After
  * net_drain, once no other thread posts any more. */
 void net_free(void);
+
+/* True once a drain has begun (the node no longer wants new clients: /ready says 503). */
+bool net_draining(void);
 
 int net_worker_count(void);
 worker_t *net_worker(int i);
@@ -142,6 +146,8 @@ size_t worker_list_peers(worker_t *w, buf_t *out);
 uint32_t worker_conn_count(const worker_t *w);
 uint32_t worker_ws_count(const worker_t *w);
 
+/* Seconds since w's loop last ran its once-a-second tick (0 or 1 while it turns). Any thread. */
+uint32_t worker_tick_age(const worker_t *w);
 /* Owner's thread: adds delta to one of its counts. */
 void worker_count_add(_Atomic uint32_t *count, int delta);
 

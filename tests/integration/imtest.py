@@ -35,7 +35,7 @@ COUNTER_KEYS = (
     "protocolErrors", "badUtf8", "messagesTooBig", "slowConsumers", "heartbeatTimeouts",
     "loginTimeouts",
     "closeTimeouts", "httpRequests", "httpErrors", "badRequests", "messagesIn", "messagesOut",
-    "duplicatesDropped",
+    "bytesIn", "bytesOut", "duplicatesDropped",
 )
 
 
