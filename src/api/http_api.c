@@ -249,8 +249,10 @@ static const char *read_send_params(const http_req_t *req, send_params_t *s, boo
         return "userID is longer than 19 bytes";
     if (param(&p, "message", &s->message) != FORM_FOUND)
         return "message is required";
-    if (s->message.len > g_cfg->max_message_size)
-        return "message is longer than app.maxMessageSize";
+    if (s->message.len > g_cfg->max_message_size ||
+        im_json_escaped_size((const char *)s->message.data, s->message.len) >
+            g_cfg->max_message_size)
+        return "message is longer than app.maxMessageSize (JSON-escaped, as pushed)";
     if (param(&p, "msgID", &s->msg_id) == FORM_BAD || s->msg_id.len > DEDUP_ID_MAX)
         return "msgID must be at most 128 bytes";
     if (param(&p, "from", &s->from) == FORM_BAD || s->from.len > IM_USER_ID_MAX)

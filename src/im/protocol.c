@@ -375,6 +375,13 @@ static void out_str(out_t *o, im_str_t s) {
     OUT_LIT(o, "\"");
 }
 
+size_t im_json_escaped_size(const char *s, size_t n) {
+    out_t count = {NULL, 0};
+    if (n)
+        out_escaped(&count, s, n);
+    return count.len;
+}
+
 int im_json_escape(buf_t *out, const char *s, size_t n) {
     out_t count = {NULL, 0};
     out_t w;

@@ -104,6 +104,11 @@ int im_heartbeat_decode(const json_t *data);
  * \u2028/\u2029, invalid UTF-8 bytes as \ufffd. Returns 0 or -ENOMEM. */
 int im_json_escape(buf_t *out, const char *s, size_t n);
 
+/* The bytes im_json_escape writes for s[0..n), quotes not counted. A message is checked with this
+ * against app.maxMessageSize, so that escaping (6 bytes for each `<`, control or invalid byte)
+ * cannot turn a small message into a large push per receiver. */
+size_t im_json_escaped_size(const char *s, size_t n);
+
 /* A reply as one complete WebSocket text frame (header included), refcount 1:
  * {"seq":S,"cmd":C,"response":{"code":N,"codeMsg":M,"data":D}} with D the raw JSON text
  * data_json ("null" when NULL). NULL on OOM. */

@@ -110,6 +110,9 @@ static int check_send(conn_t *c, const im_request_t *req, im_send_t *m) {
         return IM_NOT_LOGGED_IN;
     if (!m->has_message || m->message.len > g_cfg->max_message_size || m->msg_id.len > DEDUP_ID_MAX)
         return IM_BAD_PARAM;
+    /* As pushed: escaping must not make each receiver's frame larger than the limit. */
+    if (im_json_escaped_size(m->message.p, m->message.len) > g_cfg->max_message_size)
+        return IM_BAD_PARAM;
     return 0;
 }
 
