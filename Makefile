@@ -6,7 +6,7 @@
 
 # What building and running need (make run), and what the tests add (make test).
 RUN_PACKAGES := build-essential cmake pkg-config libuv1-dev libjansson-dev libhiredis-dev \
-                libssl-dev uthash-dev libyaml-dev
+                libssl-dev uthash-dev libyaml-dev libjwt-dev
 TEST_PACKAGES := $(RUN_PACKAGES) libcmocka-dev redis-server python3 python3-websockets clang \
                  libclang-rt-14-dev chromium fonts-noto-cjk nginx clang-format \
                  prometheus python3-prometheus-client

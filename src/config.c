@@ -188,6 +188,17 @@ static const config_key_t keys[] = {
      * it a request answers 503 instead of queueing more towards a Redis that can't keep up. */
     NUM("cluster.maxPending", cluster_max_pending, 1, 10000000, "100000",
         "Redis commands waiting for their answer at most"),
+    /* "": goWebSocket never checked serviceToken, so its clients log in unchanged; a node without
+     * a key says at start-up that any client may log in as any userID. The secret's bytes are
+     * the HMAC key as they are: at least 32 (RFC 7518 3.2; im/auth refuses fewer at start-up),
+     * at most 255, the bound of every string here (a longer one is refused, not cut). Both keys
+     * may be set: a token's alg picks the key (HS256 the secret, RS* or ES* the public key), so
+     * a deployment can move from one to the other without a flag day. */
+    STR("auth.jwtSecret", auth_jwt_secret, NULL, "",
+        "HS256 secret login's serviceToken must be signed with (32-255 bytes); \"\" = none"),
+    STR("auth.jwtPublicKey", auth_jwt_public_key, NULL, "",
+        "PEM public key file (RSA: RS256/384/512, EC P-256/384/521: ES256/384/512) login's "
+        "serviceToken must be signed for; \"\" = none"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -58,6 +58,9 @@ typedef struct {
     uint32_t cluster_presence_refresh; /* cluster.presenceRefresh, seconds */
     uint32_t cluster_request_timeout;  /* cluster.requestTimeout, milliseconds */
     uint32_t cluster_max_pending;      /* cluster.maxPending: Redis commands in flight */
+    /* auth.* — ours: login's serviceToken as a JWT (im/auth.h) */
+    char auth_jwt_secret[CONFIG_STR];     /* auth.jwtSecret: HS256 secret; "" = none */
+    char auth_jwt_public_key[CONFIG_STR]; /* auth.jwtPublicKey: PEM file path; "" = none */
     /* where the file came from, for the start-up log ("" = none found, defaults used) */
     char config_path[CONFIG_STR];
 } config_t;

@@ -10,6 +10,7 @@
 #include "api/web_files.h"
 #include "cluster/cluster.h"
 #include "config.h"
+#include "im/auth.h"
 #include "im/dedup.h"
 #include "im/hub.h"
 #include "im/notices.h"
@@ -86,7 +87,23 @@ int main(int argc, char **argv) {
         fprintf(stderr, "imgate: %s\n", err);
         return 2;
     }
+    /* The keys belong to the configuration: a missing, unreadable or unusable one is an error of
+     * it, before anything starts. */
+    auth_t *auth;
+    if ((r = auth_load(cfg.auth_jwt_secret, cfg.auth_jwt_public_key, &auth, err, sizeof err)) !=
+        AUTH_OK) {
+        fprintf(stderr, "imgate: %s\n", r == AUTH_ERR_NOMEM ? "out of memory" : err);
+        return r == AUTH_ERR_NOMEM ? 1 : 2;
+    }
     log_set_level((log_level_t)log_level_parse(cfg.log_level));
+    if (auth_enabled(auth)) {
+        char algs[160];
+        auth_describe(auth, algs, sizeof algs);
+        log_info("login needs a serviceToken (JWT) signed with %s", algs);
+    } else {
+        log_warn("login is NOT authenticated: auth.jwtSecret and auth.jwtPublicKey are empty, so "
+                 "any client may log in as any userID");
+    }
     if ((r = log_open_access(cfg.log_file)) != 0)
         log_warn("cannot open access log %s: %s (continuing without it)", cfg.log_file,
                  strerror(-r));
@@ -121,7 +138,7 @@ int main(int argc, char **argv) {
         log_error("cluster start-up failed: %s", strerror(-r));
         return 1;
     }
-    router_init(&cfg);
+    router_init(&cfg, auth);
     api_init(&cfg);
     dedup_init(cfg.dedup_ttl, cfg.dedup_capacity);
     web_files_init(&cfg);
@@ -177,6 +194,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     dedup_free();
+    auth_free(auth); /* the workers that read it are gone */
     web_files_free();
     mailbox_free(&control); /* what the workers' last logouts queued, against closed workers */
     notices_free();

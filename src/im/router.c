@@ -9,11 +9,15 @@
 #include "im/send.h"
 #include "im/session.h"
 #include "net/worker.h"
+#include "util/clock.h"
+#include "util/log.h"
 
 static const config_t *g_cfg;
+static const auth_t *g_auth; /* read-only once the workers run */
 
-int router_init(const config_t *cfg) {
+int router_init(const config_t *cfg, const auth_t *auth) {
     g_cfg = cfg;
+    g_auth = auth;
     return 0;
 }
 
@@ -71,9 +75,11 @@ static int answer_later(conn_t *c, const im_request_t *req, route_req_t *r, int 
     return ANSWERED_LATER;
 }
 
-/* The original's checks, in its order: types, userID, appID, already logged in. The reply
- * comes once the user can be reached from every node (at once on a single node), so that a
- * client told "logged in" is never "offline" to a send from elsewhere. */
+/* The original's checks, in its order: types, userID, appID, already logged in; then, with a
+ * key configured, the serviceToken (last: it is the only costly one). A refused token changes
+ * nothing: no login, no presence. The reply comes once the user can be reached from every node
+ * (at once on a single node), so that a client told "logged in" is never "offline" to a send
+ * from elsewhere. */
 static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
     im_login_t login;
     if (im_login_decode(req->data, &login) != 0)
@@ -84,6 +90,17 @@ static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
         return IM_UNAUTHORIZED;
     if (session_of(c)->user)
         return IM_OP_FAILED;
+    if (auth_enabled(g_auth)) {
+        int rc = auth_check(g_auth, login.service_token.p, login.service_token.len, login.user_id.p,
+                            login.user_id.len, login.app_id, (int64_t)clock_unix_s());
+        if (rc == AUTH_ERR_NOMEM)
+            return IM_SYSTEM_ERROR;
+        if (rc != AUTH_OK) {
+            STAT_INC(&conn_worker(c)->stats, authFailures);
+            log_debug("login to app %u refused: %s", login.app_id, auth_strerror(rc));
+            return IM_UNAUTHORIZED;
+        }
+    }
     if (hub_login(c, login.app_id, login.user_id.p, login.user_id.len) != 0)
         return IM_SYSTEM_ERROR;
     conn_set_timeout(c, g_cfg->heartbeat_timeout);

@@ -8,10 +8,12 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "im/auth.h"
 #include "net/conn.h"
 #include "net/http_req.h"
 
-int router_init(const config_t *cfg);
+/* `auth` (kept, not copied; NULL = none) checks each login's serviceToken when it is enabled. */
+int router_init(const config_t *cfg, const auth_t *auth);
 
 void router_on_open(conn_t *c, const http_req_t *req);
 /* net_hooks_t.on_ws_timeout: a connection that never logged in is closed 1008 "login timeout". */

@@ -18,6 +18,7 @@
     X(slowConsumers)                                                                               \
     X(heartbeatTimeouts)                                                                           \
     X(loginTimeouts)                                                                               \
+    X(authFailures)                                                                                \
     X(closeTimeouts)                                                                               \
     X(deferredTimeouts)                                                                            \
     X(outputBackpressure)                                                                          \

@@ -33,7 +33,7 @@ CODE_MSG = {
 COUNTER_KEYS = (
     "connectionsAccepted", "connectionsRejected", "handshakesFailed", "handshakeTimeouts",
     "protocolErrors", "badUtf8", "messagesTooBig", "slowConsumers", "heartbeatTimeouts",
-    "loginTimeouts",
+    "loginTimeouts", "authFailures",
     "closeTimeouts", "httpRequests", "httpErrors", "badRequests", "messagesIn", "messagesOut",
     "bytesIn", "bytesOut", "duplicatesDropped",
 )

@@ -50,6 +50,8 @@ static const char *const all_keys[] = {
     "app.mailboxCapacity",
     "app.writeDelay",
     "app.subprotocols",
+    "auth.jwtSecret",
+    "auth.jwtPublicKey",
 };
 
 /* The seed's config/app.yaml, as goWebSocket ships it. */
@@ -149,6 +151,8 @@ static void assert_defaults(const config_t *c) {
     assert_int_equal(c->redis_db, 0);
     assert_int_equal(c->redis_pool_size, 30);
     assert_int_equal(c->redis_min_idle_conns, 30);
+    assert_string_equal(c->auth_jwt_secret, "");
+    assert_string_equal(c->auth_jwt_public_key, "");
 }
 
 /* ---- defaults and the file ---- */
@@ -705,6 +709,52 @@ static void test_bool_keys(void **state) {
     assert_true(c.room_notices); /* unchanged on error */
 }
 
+/* auth.jwtSecret and auth.jwtPublicKey: from the file, the environment and flags; both at once
+ * is allowed (a token's alg picks the key); a secret over 255 bytes is refused, not cut, and the
+ * message does not repeat it. Their checks (length, a readable key) are im/auth's, at start-up. */
+static void test_auth_keys(void **state) {
+    tmpfile_t t;
+    tmp_write(&t, "auth:\n  jwtSecret: \"from the file, thirty-two bytes..\"\n"
+                  "  jwtPublicKey: /etc/imgate/jwt.pem\n");
+    config_t c;
+    char err[512];
+    assert_int_equal(load(&c, NULL, err, sizeof err, NULL, 2, "--config", t.path), CONFIG_OK);
+    assert_string_equal(c.auth_jwt_secret, "from the file, thirty-two bytes..");
+    assert_string_equal(c.auth_jwt_public_key, "/etc/imgate/jwt.pem");
+    char *env[] = {"IMGATE_AUTH_JWTSECRET=from the environment, 32 bytes+", NULL};
+    assert_int_equal(
+        load(&c, env, err, sizeof err, NULL, 3, "--config", t.path, "--auth.jwtPublicKey=/k.pem"),
+        CONFIG_OK);
+    assert_string_equal(c.auth_jwt_secret, "from the environment, 32 bytes+");
+    assert_string_equal(c.auth_jwt_public_key, "/k.pem");
+    tmp_remove(&t);
+
+    /* 255 bytes fit; 256 are an error wherever they come from, and the value is not echoed. */
+    char longv[CONFIG_STR + 1], envv[CONFIG_STR + 64];
+    memset(longv, 's', CONFIG_STR);
+    longv[CONFIG_STR - 1] = '\0';
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "auth.jwtSecret", longv, err, sizeof err), CONFIG_OK);
+    assert_int_equal(strlen(c.auth_jwt_secret), CONFIG_STR - 1);
+    longv[CONFIG_STR - 1] = 's';
+    longv[CONFIG_STR] = '\0';
+    assert_int_equal(config_set(&c, "auth.jwtSecret", longv, err, sizeof err), CONFIG_ERR);
+    assert_err_mentions(err, "auth.jwtSecret", "longer than 255", NULL);
+    assert_null(strstr(err, "ssssssss"));
+    assert_int_equal(strlen(c.auth_jwt_secret), CONFIG_STR - 1); /* unchanged */
+    snprintf(envv, sizeof envv, "IMGATE_AUTH_JWTSECRET=%s", longv);
+    char *env2[] = {envv, NULL};
+    assert_int_equal(load(&c, env2, err, sizeof err, NULL, 2, "--config", "/dev/null"), CONFIG_ERR);
+    assert_err_mentions(err, "IMGATE_AUTH_JWTSECRET", "longer than 255", NULL);
+    assert_null(strstr(err, "ssssssss"));
+    assert_int_equal(load(&c, NULL, err, sizeof err, NULL, 4, "--config", "/dev/null",
+                          "--auth.jwtSecret", longv),
+                     CONFIG_ERR);
+    assert_err_mentions(err, "flag", "auth.jwtSecret", "longer than 255", NULL);
+    assert_int_equal(config_set(&c, "auth.jwtPublicKey", longv, err, sizeof err), CONFIG_ERR);
+    assert_err_mentions(err, "auth.jwtPublicKey", "longer than 255", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -734,6 +784,7 @@ int main(void) {
         cmocka_unit_test(test_app_ids_invalid),
         cmocka_unit_test(test_app_allowed),
         cmocka_unit_test(test_bool_keys),
+        cmocka_unit_test(test_auth_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
