@@ -100,6 +100,11 @@ static const config_key_t keys[] = {
     /* 10 s: a real client sends its upgrade request in one round trip; slowloris clients don't. */
     NUM("app.handshakeTimeout", handshake_timeout, 1, 3600, "10",
         "seconds a new connection has to complete its HTTP request"),
+    /* 10 s: at SIGTERM a node holding 19 000 clients sends them elsewhere at ~2 000 a second,
+     * which the other nodes take without a spike (a login storm runs at ~28 000/s on 2 cores),
+     * and it is well inside the 30 s a Kubernetes pod gets before SIGKILL. */
+    NUM("app.drainSeconds", drain_seconds, 0, 3600, "10",
+        "seconds over which SIGTERM closes the WebSockets (1001) in batches; 0 = all at once"),
     /* 5 s: a live peer answers a close frame within a round trip; a dead one never does. */
     NUM("app.closeTimeout", close_timeout, 1, 3600, "5",
         "seconds to wait for the peer's close frame before dropping TCP"),
@@ -156,6 +161,32 @@ static const config_key_t keys[] = {
     /* 100 000 msgIDs: ~10 MB at most, far more than 12 h of API pushes of a typical node. */
     NUM("app.dedupCapacity", dedup_capacity, 1, 100000000, "100000",
         "msgIDs remembered at most (the oldest are forgotten first)"),
+    /* 0 (off): carrier-grade NAT and offices put thousands of users behind one address, and
+     * behind a proxy every client has the proxy's address. For a node facing clients directly. */
+    NUM("app.maxConnectionsPerIp", max_connections_per_ip, 0, 100000000, "0",
+        "connections per client IP address; more get 429 (0 = no limit)"),
+    /* 20 000 upgrades a second, a second's worth at once: above what this node sustains with
+     * logins (~28 000/s on 2 cores with Redis), so normal reconnects are never slowed, while a
+     * storm from many more clients than that is spread out with 503 + Retry-After instead of
+     * starving the connections already there. */
+    NUM("app.upgradeRate", upgrade_rate, 0, 10000000, "20000",
+        "WebSocket upgrades per second per node (token bucket); more get 503 (0 = no limit)"),
+    NUM("app.upgradeBurst", upgrade_burst, 1, 10000000, "20000",
+        "upgrades the node takes at once before app.upgradeRate applies"),
+    /* 50 a second, 100 at once: a person types a few messages a minute and a page sends a
+     * heartbeat every 30 s; a client past this is a script flooding the room. Every command
+     * counts (heartbeats too). Excess gets 1011; ten in a row close the connection (1008). */
+    NUM("app.messageRate", message_rate, 0, 1000, "50",
+        "WebSocket messages per second per connection (token bucket; 0 = no limit)"),
+    NUM("app.messageBurst", message_burst, 1, 100000, "100",
+        "messages a connection may send at once before app.messageRate applies"),
+    /* 1 a second, 5 at once: a client logs in once per connection; a retry after a wrong token
+     * is fine, a loop making the node verify signatures is not. Only logins that reach the token
+     * check count (with auth.jwtSecret or auth.jwtPublicKey set); the others are cheap and
+     * app.messageRate bounds them. */
+    NUM("app.loginRate", login_rate, 0, 1000, "1",
+        "token checks per second per connection (token bucket; 0 = no limit)"),
+    NUM("app.loginBurst", login_burst, 1, 1000, "5", "login attempts a connection may make at once"),
     /* "": one node needs nothing else; presence lives in memory. The seed used localhost:6379. */
     STR("redis.addr", redis_addr, check_host_port, "",
         "Redis host:port (or unix:/path) shared by the nodes of a cluster; \"\" = single node"),

@@ -33,6 +33,7 @@ typedef struct {
     uint32_t login_timeout;         /* app.loginTimeout, seconds */
     uint32_t handshake_timeout;     /* app.handshakeTimeout, seconds */
     uint32_t close_timeout;         /* app.closeTimeout, seconds */
+    uint32_t drain_seconds;         /* app.drainSeconds: SIGTERM's batched closes */
     uint32_t max_message_size;      /* app.maxMessageSize, bytes */
     uint32_t max_write_queue;       /* app.maxWriteQueue, bytes per connection */
     bool room_notices;              /* app.roomNotices: push enter/exit at all */
@@ -46,6 +47,13 @@ typedef struct {
     char subprotocols[CONFIG_STR];  /* app.subprotocols: accepted Sec-WebSocket-Protocol values */
     uint32_t dedup_ttl;             /* app.dedupTtl: seconds a msgID is remembered */
     uint32_t dedup_capacity;        /* app.dedupCapacity: msgIDs remembered at most */
+    uint32_t max_connections_per_ip; /* app.maxConnectionsPerIp: 0 = no limit */
+    uint32_t upgrade_rate;           /* app.upgradeRate: per second per node; 0 = no limit */
+    uint32_t upgrade_burst;          /* app.upgradeBurst */
+    uint32_t message_rate;           /* app.messageRate: per second per connection; 0 = none */
+    uint32_t message_burst;          /* app.messageBurst */
+    uint32_t login_rate;             /* app.loginRate: per second per connection; 0 = none */
+    uint32_t login_burst;            /* app.loginBurst */
     /* redis.* — the seed's; the cluster layer uses addr, password and DB */
     char redis_addr[CONFIG_STR];     /* redis.addr: "" = single node, presence in memory */
     char redis_password[CONFIG_STR]; /* redis.password */

@@ -73,7 +73,8 @@ static void on_trim_timer(uv_timer_t *h) {
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
-    log_info("signal %d: shutting down", signum);
+    log_info("signal %d: draining, then shutting down", signum);
+    net_set_draining(); /* /ready answers 503 from now on */
     uv_stop(h->loop);
 }
 
@@ -116,6 +117,9 @@ int main(int argc, char **argv) {
         .ws_port = cfg.ws_port,
         .workers = workers,
         .max_connections = cfg.max_connections,
+        .max_connections_per_ip = cfg.max_connections_per_ip,
+        .upgrade_rate = cfg.upgrade_rate,
+        .upgrade_burst = cfg.upgrade_burst,
         .max_message_size = cfg.max_message_size,
         .max_write_queue = cfg.max_write_queue,
         .max_header_bytes = cfg.max_header_bytes,
@@ -125,6 +129,7 @@ int main(int argc, char **argv) {
         .keepalive_timeout = KEEPALIVE_TIMEOUT_S,
         .mailbox_capacity = cfg.mailbox_capacity,
         .write_delay_ms = cfg.write_delay,
+        .drain_ms = cfg.drain_seconds * 1000u,
         .subprotocols = cfg.subprotocols,
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,

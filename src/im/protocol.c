@@ -36,6 +36,8 @@ const char *im_code_msg(int code) {
         return "Operation failed";
     case IM_NO_ROUTE:
         return "Route does not exist";
+    case IM_TOO_MANY:
+        return "Too many requests";
     default:
         return "Undefined error type";
     }

@@ -25,6 +25,7 @@ enum {
     IM_STORE_ERROR = 1008,
     IM_OP_FAILED = 1009,
     IM_NO_ROUTE = 1010,
+    IM_TOO_MANY = 1011, /* ours: over app.messageRate or app.loginRate; slow down */
 };
 
 /* codeMsg for a code, in English ("Success", "Not logged in", ...; "Undefined error type" for

@@ -11,6 +11,7 @@
 #include "net/worker.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/rate.h"
 
 static const config_t *g_cfg;
 static const auth_t *g_auth; /* read-only once the workers run */
@@ -75,6 +76,23 @@ static int answer_later(conn_t *c, const im_request_t *req, route_req_t *r, int 
     return ANSWERED_LATER;
 }
 
+/* Ten refusals in a row: a client that does not slow down when told to is closed (1008). */
+#define RATE_STRIKES_MAX 10
+
+/* Takes a token of one of c's buckets; a refusal is a strike, and the last one closes c. */
+static bool rate_allows(conn_t *c, uint32_t *tat, uint32_t rate, uint32_t burst) {
+    session_t *s = session_of(c);
+    if (rate_take_ms(tat, (uint32_t)uv_now(&conn_worker(c)->loop), rate, burst)) {
+        s->_strikes = 0;
+        return true;
+    }
+    if (++s->_strikes >= RATE_STRIKES_MAX) {
+        STAT_INC(&conn_worker(c)->stats, rateLimitCloses);
+        conn_close(c, WS_CLOSE_POLICY, "rate limit");
+    }
+    return false;
+}
+
 /* The original's checks, in its order: types, userID, appID, already logged in; then, with a
  * key configured, the serviceToken (last: it is the only costly one). A refused token changes
  * nothing: no login, no presence. The reply comes once the user can be reached from every node
@@ -91,6 +109,12 @@ static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
     if (session_of(c)->user)
         return IM_OP_FAILED;
     if (auth_enabled(g_auth)) {
+        /* Token checks cost (an RSA verify is tens of µs): they have a bucket of their own. */
+        if (!rate_allows(c, &session_of(c)->_login_tat, g_cfg->login_rate,
+                         g_cfg->login_burst)) {
+            STAT_INC(&conn_worker(c)->stats, loginRateHits);
+            return IM_TOO_MANY;
+        }
         int rc = auth_check(g_auth, login.service_token.p, login.service_token.len, login.user_id.p,
                             login.user_id.len, login.app_id, (int64_t)clock_unix_s());
         if (rc == AUTH_ERR_NOMEM)
@@ -207,16 +231,26 @@ bool router_on_timeout(conn_t *c) {
 }
 
 void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary) {
+    /* Every message counts, whatever it is (heartbeats too, and what does not parse). */
+    bool allowed =
+        rate_allows(c, &session_of(c)->_msg_tat, g_cfg->message_rate, g_cfg->message_burst);
+    if (!allowed)
+        STAT_INC(&conn_worker(c)->stats, messageRateHits);
     im_request_t req;
     if (im_request_parse(&req, data, len) != IM_PARSE_OK) {
         /* The original answers bare text here; an envelope is what clients can parse. */
         STAT_INC(&conn_worker(c)->stats, badRequests);
-        reply(c, im_str(""), im_str(""), IM_BAD_PARAM, NULL);
+        reply(c, im_str(""), im_str(""), allowed ? IM_BAD_PARAM : IM_TOO_MANY, NULL);
         return;
     }
-    cmd_handler_t fn = find_command(req.cmd);
     const char *out = NULL;
-    int code = fn ? fn(c, &req, &out) : IM_NO_ROUTE;
+    int code;
+    if (!allowed) {
+        code = IM_TOO_MANY;
+    } else {
+        cmd_handler_t fn = find_command(req.cmd);
+        code = fn ? fn(c, &req, &out) : IM_NO_ROUTE;
+    }
     if (code != ANSWERED_LATER)
         reply(c, req.seq, req.cmd, code, out);
     im_request_free(&req);

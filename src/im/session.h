@@ -12,7 +12,9 @@ typedef struct session {
     struct session *_next, *_prev; /* the room list of this worker, while logged in */
     struct reg_user *user;         /* NULL until login; owned by the registry */
     uint8_t _room;                 /* index of the appId in app.appIds */
+    uint8_t _strikes;              /* messages refused in a row by the rate limits */
     uint32_t _since; /* the registry's seq at login (low bits): older notices skip it */
+    uint32_t _msg_tat, _login_tat; /* app.messageRate, app.loginRate buckets (util/rate.h) */
 } session_t;
 
 static inline session_t *session_of(conn_t *c) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net/http_resp.h"
+#include "net/ip_limit.h"
 #include "net/net_internal.h"
 #include "net/ws_frame.h"
 #include "net/ws_handshake.h"
@@ -22,6 +23,9 @@
 _Static_assert(sizeof(conn_t) <= 64, "conn_t grew: measure before letting it");
 
 #define WRITEV_MAX 256 /* frames per writev: a 100-message burst to one client is one call */
+/* Retry-After for a connection refused by app.maxConnections(PerIp): long enough that a fleet of
+ * clients told so does not come straight back; a client's own backoff adds jitter. */
+#define RETRY_AFTER_LIMIT_S 5
 
 static const ws_stream_handlers_t ws_handlers;
 static void conn_ws_error(conn_t *c, int err);
@@ -62,7 +66,7 @@ void conn_peer_name(const conn_t *c, char *out, size_t len) {
     snprintf(out, len, "%s:%d", ip, port);
 }
 
-conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
+conn_t *conn_accept(worker_t *w, int fd, uint16_t flags) {
     conn_t *c = calloc(1, sizeof *c + w->cfg->conn_ext_size);
     if (!c)
         return NULL;
@@ -79,7 +83,7 @@ conn_t *conn_accept(worker_t *w, int fd, bool ws_port) {
         return NULL;
     }
     c->_state = CONN_HTTP;
-    c->_flags = ws_port ? CONN_F_WS_PORT : 0;
+    c->_flags = flags;
     c->_next = w->_conns;
     if (w->_conns)
         w->_conns->_prev = c;
@@ -228,6 +232,10 @@ void conn_abort(conn_t *c) {
         notify_ws_close(c);
     /* The HTTP reader or the WebSocket spill may hold the request or message a handler up the
      * stack is looking at: they go with the connection, in conn_free. */
+    if (c->_flags & CONN_F_IP_COUNTED)
+        ip_limit_release(&w->_peer_keys[c->_slot]);
+    if (c->_flags & CONN_F_REFUSE)
+        net_conn_refused_done();
     worker_slot_free(w, c);
     if (c->_prev)
         c->_prev->_next = c->_next;
@@ -237,6 +245,7 @@ void conn_abort(conn_t *c) {
         c->_next->_prev = c->_prev;
     int fd = conn_fd(c);
     epoll_ctl(w->_epfd, EPOLL_CTL_DEL, fd, NULL);
+
     if (c->_wq_tail) {
         /* Output is being dropped: reset, so the peer can't take a cut stream for a whole one. */
         struct linger lg = {1, 0};
@@ -583,15 +592,45 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept, const 
     free(copy);
 }
 
+/* A limit's answer, then close: 503 (node) or 429 (address), with Retry-After. */
+static void refuse(conn_t *c, const http_req_t *req, int status, const char *msg,
+                   uint32_t retry_after_s) {
+    char headers[64];
+    snprintf(headers, sizeof headers, "Retry-After: %u\r\n", retry_after_s);
+    STAT_INC(&conn_worker(c)->stats, httpRequests);
+    STAT_INC(&conn_worker(c)->stats, httpErrors);
+    queue_owned(c, http_resp_error(status, msg, headers, false));
+    http_log(c, req, status, 0);
+    c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
+    conn_close(c, 0, NULL);
+}
+
 /* Routes one complete request. */
 static void handle_request(conn_t *c, const http_req_t *req) {
     worker_t *w = conn_worker(c);
+    if (c->_flags & CONN_F_REFUSE) {
+        if (c->_flags & CONN_F_REFUSE_IP)
+            refuse(c, req, 429, "too many connections from this address", RETRY_AFTER_LIMIT_S);
+        else
+            refuse(c, req, 503, "too many connections (app.maxConnections)", RETRY_AFTER_LIMIT_S);
+        return;
+    }
     if (http_span_eq(req, req->path, "/acc")) {
         char accept[WS_ACCEPT_KEY_LEN + 1];
         const char *msg, *headers;
         const char *proto = NULL;
         int proto_len = 0;
         int status = check_upgrade(c, req, accept, &proto, &proto_len, &msg, &headers);
+        uint32_t wait_s;
+        if (status == 0 && net_draining()) {
+            refuse(c, req, 503, "draining: connect again elsewhere", 1);
+            return;
+        }
+        if (status == 0 && !net_upgrade_allowed(&wait_s)) {
+            STAT_INC(&w->stats, upgradeRateHits);
+            refuse(c, req, 503, "too many new connections (app.upgradeRate)", wait_s);
+            return;
+        }
         if (status == 0) {
             upgrade(c, req, accept, proto, proto_len);
             return;

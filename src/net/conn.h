@@ -38,7 +38,10 @@ enum {
     CONN_F_PAUSED = 1u << 9,       /* the answer to the current request comes later: no input */
     CONN_F_WS_INPUT = 1u << 10,    /* the input union holds _ws (upgraded), not _http */
     CONN_F_READ_OFF = 1u << 11,    /* epoll is not watching input (paused) */
-    CONN_F_OUT_FULL = 1u << 12, /* our answers fill app.maxWriteQueue: input waits for the peer */
+    CONN_F_OUT_FULL = 1u << 12,  /* our answers fill app.maxWriteQueue: input waits for the peer */
+    CONN_F_REFUSE = 1u << 13,    /* accepted past a limit: its request gets 503 (429), then close */
+    CONN_F_REFUSE_IP = 1u << 14, /* ... the per-address limit (429) */
+    CONN_F_IP_COUNTED = 1u << 15, /* counted in ip_limit: released when it closes */
     CONN_F_HOLD = CONN_F_PAUSED | CONN_F_OUT_FULL, /* either: input is not handled now */
 };
 

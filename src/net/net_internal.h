@@ -14,7 +14,8 @@ typedef struct wq_item {
 } wq_item_t;
 
 /* conn.c */
-conn_t *conn_accept(worker_t *w, int fd, bool ws_port);
+/* flags: CONN_F_WS_PORT, and CONN_F_REFUSE(_IP) / CONN_F_IP_COUNTED from the limits. */
+conn_t *conn_accept(worker_t *w, int fd, uint16_t flags);
 void conn_on_io(conn_t *c, uint32_t events);
 void conn_flush(conn_t *c);
 void conn_on_timeout(conn_t *c, uint32_t now);
@@ -30,5 +31,7 @@ void worker_defer_free(worker_t *w, conn_t *c);
 wq_item_t *worker_wq_get(worker_t *w);
 void worker_wq_put(worker_t *w, wq_item_t *it);
 void net_conn_released(void);
+/* A connection accepted with CONN_F_REFUSE is gone. */
+void net_conn_refused_done(void);
 
 #endif

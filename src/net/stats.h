@@ -29,7 +29,13 @@
     X(messagesOut)                                                                                 \
     X(bytesIn)                                                                                     \
     X(bytesOut)                                                                                    \
-    X(duplicatesDropped)
+    X(duplicatesDropped)                                                                           \
+    X(connectionLimitHits)                                                                         \
+    X(ipLimitHits)                                                                                 \
+    X(upgradeRateHits)                                                                             \
+    X(messageRateHits)                                                                             \
+    X(loginRateHits)                                                                               \
+    X(rateLimitCloses)
 
 typedef struct {
 #define X(name) _Atomic uint64_t name;

@@ -11,24 +11,46 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/ip_limit.h"
 #include "net/net_internal.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/rate.h"
 
 #define ACCEPTS_PER_EVENT 64   /* fairness: a flood of connects can't starve established ones */
 #define WQ_FREE_MAX       4096 /* spare queue items a worker keeps (64 KiB) */
 #define LISTEN_BACKLOG    4096 /* the kernel caps it at net.core.somaxconn */
+/* Connections past app.maxConnections (or a per-address limit) that are still read, so that
+ * they get a 503 / 429 with Retry-After instead of a reset; past this many more they are closed
+ * at once. Each holds ~200 bytes for at most app.handshakeTimeout. */
+#define REFUSE_RESERVE 256
 
 static worker_t *g_workers;
 static int g_worker_count;
 static atomic_uint g_conn_total;
-static atomic_bool g_draining; /* set once, at the start of a drain */
+static atomic_bool g_draining;    /* set once, at the start of a drain */
+static rate_limiter_t g_upgrades; /* app.upgradeRate */
+static atomic_uint g_refusing;    /* connections accepted only to be refused */
 static _Thread_local worker_t *tl_worker;
 
 static void close_handles(worker_t *w);
 
 struct worker *conn_worker(const conn_t *c) {
     return &g_workers[c->_wid];
+}
+
+bool net_upgrade_allowed(uint32_t *retry_after_s) {
+    uint64_t wait_us = 0;
+    if (rate_limiter_take(&g_upgrades, clock_mono_ms() * 1000u, &wait_us))
+        return true;
+    *retry_after_s = (uint32_t)((wait_us + 999999u) / 1000000u);
+    if (*retry_after_s == 0)
+        *retry_after_s = 1;
+    return false;
+}
+
+void net_set_draining(void) {
+    atomic_store_explicit(&g_draining, true, memory_order_relaxed);
 }
 
 bool net_draining(void) {
@@ -74,6 +96,12 @@ int worker_slot_alloc(worker_t *w, conn_t *c) {
             if (!fr)
                 return -ENOMEM;
             w->_free_slots = fr;
+            if (w->cfg->max_connections_per_ip) {
+                ip_key_t *keys = realloc(w->_peer_keys, cap * sizeof *keys);
+                if (!keys)
+                    return -ENOMEM;
+                w->_peer_keys = keys;
+            }
             memset(w->_gens + w->_slot_cap, 0, (cap - w->_slot_cap) * sizeof *gens);
             w->_slot_cap = cap;
         }
@@ -274,7 +302,7 @@ static void flush_some(worker_t *w) {
         uv_idle_start(&w->_idle, on_idle); /* don't block in poll while output waits */
     else
         uv_idle_stop(&w->_idle); /* empty, or the delay timer wakes us */
-    if (w->_stopping && worker_conn_count(w) == 0)
+    if (w->_stopping && w->_listen_count == 0 && worker_conn_count(w) == 0)
         close_handles(w);
 }
 
@@ -321,13 +349,31 @@ static void listener_pause(worker_t *w, int i) {
     uv_poll_stop(&w->_listen[i]);
 }
 
+/* A connection that is not kept: closed at once, uncounted. */
+static void refuse_reset(worker_t *w, int fd, const ip_key_t *peer, uint16_t flags) {
+    if (flags & CONN_F_REFUSE)
+        atomic_fetch_sub_explicit(&g_refusing, 1, memory_order_relaxed);
+    if (flags & CONN_F_IP_COUNTED)
+        ip_limit_release(peer);
+    atomic_fetch_sub_explicit(&g_conn_total, 1, memory_order_relaxed);
+    STAT_INC(&w->stats, connectionsRejected);
+    close(fd);
+}
+
+void net_conn_refused_done(void) {
+    atomic_fetch_sub_explicit(&g_refusing, 1, memory_order_relaxed);
+}
+
 static void on_accept(uv_poll_t *h, int status, int events) {
     worker_t *w = h->data;
     int i = h == &w->_listen[0] ? 0 : 1;
     if (status < 0)
         return;
     for (int k = 0; k < ACCEPTS_PER_EVENT; k++) {
-        int fd = accept4(w->_listen_fd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(w->_listen_fd[i], (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -339,21 +385,36 @@ static void on_accept(uv_poll_t *h, int status, int events) {
             }
             return;
         }
+        uint16_t flags = i == 1 ? CONN_F_WS_PORT : 0;
+        ip_key_t key;
         unsigned total = atomic_fetch_add_explicit(&g_conn_total, 1, memory_order_relaxed) + 1;
         if (total > w->cfg->max_connections) {
-            atomic_fetch_sub_explicit(&g_conn_total, 1, memory_order_relaxed);
-            STAT_INC(&w->stats, connectionsRejected);
-            close(fd);
+            flags |= CONN_F_REFUSE;
+            STAT_INC(&w->stats, connectionLimitHits);
+        } else if (w->cfg->max_connections_per_ip && ip_limit_key((struct sockaddr *)&peer, &key)) {
+            uint32_t n = ip_limit_acquire(&key);
+            if (n)
+                flags |= CONN_F_IP_COUNTED;
+            if (n > w->cfg->max_connections_per_ip) {
+                flags |= CONN_F_REFUSE | CONN_F_REFUSE_IP;
+                STAT_INC(&w->stats, ipLimitHits);
+            }
+        }
+        bool refused = flags & CONN_F_REFUSE;
+        if (refused &&
+            atomic_fetch_add_explicit(&g_refusing, 1, memory_order_relaxed) >= REFUSE_RESERVE) {
+            refuse_reset(w, fd, &key, flags); /* too many to answer: as before, close at once */
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (!conn_accept(w, fd, i == 1)) {
-            atomic_fetch_sub_explicit(&g_conn_total, 1, memory_order_relaxed);
-            STAT_INC(&w->stats, connectionsRejected);
-            close(fd);
+        conn_t *c = conn_accept(w, fd, flags);
+        if (!c) {
+            refuse_reset(w, fd, &key, flags);
             continue;
         }
+        if (flags & CONN_F_IP_COUNTED)
+            w->_peer_keys[c->_slot] = key;
         STAT_INC(&w->stats, connectionsAccepted);
     }
 }
@@ -419,21 +480,73 @@ static void close_handles(worker_t *w) {
     uv_close((uv_handle_t *)&w->_ep_poll, NULL);
     uv_close((uv_handle_t *)&w->_idle, NULL);
     uv_close((uv_handle_t *)&w->_delay, NULL);
+    uv_close((uv_handle_t *)&w->_drain, NULL);
 }
 
 static void shutdown_conn(conn_t *c, void *arg) {
     conn_shutdown(c);
 }
 
+/* A drain's batches: 10 a second, so each is a tenth of a second's share of the WebSockets. */
+#define DRAIN_BATCH_MS 100
+
+static void close_listener(worker_t *w, int i) {
+    if (w->_listen_fd[i] < 0)
+        return;
+    uv_close((uv_handle_t *)&w->_listen[i], NULL);
+    close(w->_listen_fd[i]);
+    w->_listen_fd[i] = -1;
+}
+
+/* No new clients; what is open is answered or closed. */
+static void stop_all(worker_t *w) {
+    for (int i = 0; i < w->_listen_count; i++)
+        close_listener(w, i);
+    w->_listen_count = 0;
+    worker_foreach_conn(w, shutdown_conn, NULL);
+}
+
+/* Closes WebSockets until the drain's share for the time elapsed is closed; once they are all
+ * closed, the HTTP side stops too. */
+static void on_drain(uv_timer_t *h) {
+    worker_t *w = h->data;
+    /* Batch k (at k * 100 ms) brings the closed share to (k + 1) / batches: the first closes
+     * at once, the last 100 ms before drain_ms. */
+    uint64_t upto = uv_now(&w->loop) - w->_drain_start + DRAIN_BATCH_MS;
+    uint32_t due = w->_drain_total;
+    if (upto < w->cfg->drain_ms)
+        due = (uint32_t)(((uint64_t)w->_drain_total * upto + w->cfg->drain_ms - 1) /
+                         w->cfg->drain_ms);
+    for (conn_t *c = w->_conns, *next; c && w->_drain_done < due; c = next) {
+        next = c->_next;
+        if (c->_state != CONN_WS)
+            continue;
+        conn_shutdown(c); /* may free nothing yet: c stays in the list until the free point */
+        w->_drain_done++;
+    }
+    if (worker_ws_count(w) == 0) {
+        uv_timer_stop(&w->_drain);
+        stop_all(w);
+    }
+}
+
 static void shutdown_task(void *ctx, void *arg) {
     worker_t *w = ctx;
     w->_stopping = true;
-    for (int i = 0; i < w->_listen_count; i++) {
-        uv_close((uv_handle_t *)&w->_listen[i], NULL);
-        close(w->_listen_fd[i]);
+    if (!w->cfg->drain_ms) {
+        stop_all(w);
+        return;
     }
-    w->_listen_count = 0;
-    worker_foreach_conn(w, shutdown_conn, NULL);
+    /* The WebSocket port closes now (new clients go to another process or node); the HTTP port
+     * keeps serving the API (pushes still reach who is connected, /ready says 503, upgrades
+     * there get 503) until the last WebSocket is gone. */
+    close_listener(w, 1);
+    w->_drain_start = uv_now(&w->loop);
+    w->_drain_total = worker_ws_count(w);
+    w->_drain_done = 0;
+    on_drain(&w->_drain); /* the first batch now */
+    if (w->_listen_count)
+        uv_timer_start(&w->_drain, on_drain, DRAIN_BATCH_MS, DRAIN_BATCH_MS);
 }
 
 static void worker_main(void *arg) {
@@ -469,8 +582,9 @@ static int worker_init(worker_t *w, const net_config_t *cfg, uint32_t id) {
     uv_check_init(&w->loop, &w->_check);
     uv_idle_init(&w->loop, &w->_idle);
     uv_timer_init(&w->loop, &w->_delay);
+    uv_timer_init(&w->loop, &w->_drain);
     uv_prepare_init(&w->loop, &w->_prepare);
-    w->_tick.data = w->_check.data = w->_prepare.data = w->_delay.data = w;
+    w->_tick.data = w->_check.data = w->_prepare.data = w->_delay.data = w->_drain.data = w;
     atomic_store_explicit(&w->_tick_at, clock_mono_s(), memory_order_relaxed);
     uv_timer_start(&w->_tick, on_tick, 1000, 1000);
     uv_check_start(&w->_check, on_check);
@@ -498,6 +612,8 @@ static void worker_free(worker_t *w) {
     if (w->cfg->hooks->on_worker_stop)
         w->cfg->hooks->on_worker_stop(w);
     for (int i = 0; i < w->_listen_count; i++) {
+        if (w->_listen_fd[i] < 0)
+            continue;
         uv_close((uv_handle_t *)&w->_listen[i], NULL);
         close(w->_listen_fd[i]);
     }
@@ -515,10 +631,14 @@ static void worker_free(worker_t *w) {
     free(w->_slots);
     free(w->_gens);
     free(w->_free_slots);
+    free(w->_peer_keys);
     free(w->_rbuf);
 }
 
 int net_start(const net_config_t *cfg) {
+    if (cfg->max_connections_per_ip && ip_limit_init() != 0)
+        return -ENOMEM;
+    rate_limiter_init(&g_upgrades, cfg->upgrade_rate, cfg->upgrade_burst);
     g_workers = calloc((size_t)cfg->workers, sizeof *g_workers);
     if (!g_workers)
         return -ENOMEM;
@@ -550,6 +670,8 @@ err:
     free(g_workers);
     g_workers = NULL;
     g_worker_count = 0;
+    ip_limit_free();
+    rate_limiter_free(&g_upgrades);
     return r;
 }
 
@@ -568,4 +690,6 @@ void net_free(void) {
     free(g_workers);
     g_workers = NULL;
     g_worker_count = 0;
+    ip_limit_free();
+    rate_limiter_free(&g_upgrades);
 }

@@ -11,6 +11,7 @@
 
 #include "net/conn.h"
 #include "net/http_req.h"
+#include "net/ip_limit.h"
 #include "net/stats.h"
 #include "util/mailbox.h"
 
@@ -41,6 +42,9 @@ typedef struct {
     int ws_port;
     int workers;
     uint32_t max_connections;
+    uint32_t max_connections_per_ip; /* 0 = no limit */
+    uint32_t upgrade_rate;           /* WebSocket upgrades per second per node; 0 = no limit */
+    uint32_t upgrade_burst;
     uint32_t max_message_size;
     uint32_t max_write_queue;
     uint32_t max_header_bytes;
@@ -50,6 +54,7 @@ typedef struct {
     uint32_t keepalive_timeout; /* idle HTTP keep-alive connections */
     uint32_t mailbox_capacity;  /* tasks waiting at most in a worker's mailbox */
     uint32_t write_delay_ms;    /* a big fan-out's wait before its first write; 0 = none */
+    uint32_t drain_ms;          /* net_drain closes the WebSockets over this long; 0 = at once */
     const char *subprotocols;   /* WebSocket subprotocols we accept, comma-separated; "" none */
     size_t conn_ext_size;       /* bytes of upper-layer data after each conn_t */
     const net_hooks_t *hooks;
@@ -66,8 +71,12 @@ typedef struct worker {
 
     uv_timer_t _tick;
     uv_check_t _check;
-    uv_idle_t _idle;   /* active while output waits, so the loop does not block in poll */
-    uv_timer_t _delay; /* the end of a big fan-out's write delay */
+    uv_idle_t _idle;       /* active while output waits, so the loop does not block in poll */
+    uv_timer_t _delay;     /* the end of a big fan-out's write delay */
+    uv_timer_t _drain;     /* while draining: closes the next batch of WebSockets */
+    uint64_t _drain_start; /* loop time (ms) the drain began */
+    uint32_t _drain_total; /* WebSockets open when it began */
+    uint32_t _drain_done;  /* of those, closed by the drain so far */
     uv_prepare_t _prepare;
     int _epfd;          /* the epoll set of this worker's connections */
     uv_poll_t _ep_poll; /* the loop watches the epoll set as one descriptor */
@@ -91,6 +100,7 @@ typedef struct worker {
     conn_t **_slots; /* slot -> connection */
     uint32_t *_gens; /* slot -> generation */
     uint32_t *_free_slots;
+    ip_key_t *_peer_keys; /* slot -> client address; only with app.maxConnectionsPerIp */
     uint32_t _slot_cap, _slot_used, _free_count;
 
     uint8_t *_rbuf; /* the read buffer shared by all of this worker's connections */
@@ -106,14 +116,24 @@ typedef struct worker {
  * is in use), with a message logged. */
 int net_start(const net_config_t *cfg);
 
-/* Stops accepting, closes every WebSocket with 1001, waits for the peers (up to close_timeout)
- * and joins the threads. Afterwards worker_post fails with MAILBOX_ERR_CLOSED, so other threads
+/* Marks the node as draining (net_draining, /ready 503) before the drain itself. Any thread. */
+void net_set_draining(void);
+
+/* Stops accepting (the listeners close, so that new clients go to another process or node),
+ * answers or closes HTTP connections, closes the WebSockets with 1001 in equal batches spread
+ * over drain_ms (a fleet does not reconnect elsewhere in one spike), waits for the peers (up to
+ * close_timeout after the last batch) and joins the threads: it returns as soon as the last
+ * connection is gone. Afterwards worker_post fails with MAILBOX_ERR_CLOSED, so other threads
  * (the cluster loop) can be stopped safely before net_free. */
 void net_drain(void);
 
 /* Runs what is left in the mailboxes, calls on_worker_stop and frees everything. After
  * net_drain, once no other thread posts any more. */
 void net_free(void);
+
+/* Takes a token of the node's upgrade bucket (app.upgradeRate): true, or false with the seconds
+ * a client should wait (Retry-After, at least 1). Any worker thread. */
+bool net_upgrade_allowed(uint32_t *retry_after_s);
 
 /* True once a drain has begun (the node no longer wants new clients: /ready says 503). */
 bool net_draining(void);

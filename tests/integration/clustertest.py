@@ -17,7 +17,9 @@ from redisproc import Redis
 class Cluster:
     # nodeTimeout 3: a killed node is gone from cluster presence within ~2 s, so the failure
     # tests stay short (the default is 15 s).
-    defaults = {"cluster.nodeTimeout": 3}
+    # drainSeconds 1: a node stopped while test clients (which never answer a close) are
+    # connected exits within a few seconds instead of the default 10 + closeTimeout.
+    defaults = {"cluster.nodeTimeout": 3, "app.drainSeconds": 1}
 
     def __init__(self, n=3, **options):
         self.redis = Redis()

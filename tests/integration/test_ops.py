@@ -103,8 +103,15 @@ class Metrics(NodeTestCase):
                                 ("slowConsumers", "slow_consumer"),
                                 ("heartbeatTimeouts", "heartbeat_timeout"),
                                 ("loginTimeouts", "login_timeout"),
-                                ("closeTimeouts", "close_timeout")):
+                                ("closeTimeouts", "close_timeout"),
+                                ("rateLimitCloses", "rate_limit")):
             renamed[counter] = ("imgate_forced_closes_total", {"reason": reason})
+        for counter, limit in (("connectionLimitHits", "connections"),
+                               ("ipLimitHits", "connections_per_ip"),
+                               ("upgradeRateHits", "upgrade_rate"),
+                               ("messageRateHits", "message_rate"),
+                               ("loginRateHits", "login_rate")):
+            renamed[counter] = ("imgate_limit_hits_total", {"limit": limit})
         counters = self.node.state()["counters"]
         for k in COUNTER_KEYS:
             self.assertIn(k, counters)

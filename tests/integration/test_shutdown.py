@@ -21,7 +21,8 @@ SHUTDOWN = (1001, "server shutting down")
 class ShutdownTest(unittest.TestCase):
 
     def start(self, **options):
-        node = Node(**dict({"app.closeTimeout": CLOSE}, **options))
+        # All at once (app.drainSeconds 0); the batched drain has its own tests (test_drain.py).
+        node = Node(**dict({"app.closeTimeout": CLOSE, "app.drainSeconds": 0}, **options))
         self.addCleanup(node.cleanup)
         node.start()
         return node

@@ -121,7 +121,8 @@ static void test_code_msg(void **state) {
     assert_string_equal(im_code_msg(1009), "Operation failed");
     assert_string_equal(im_code_msg(1010), "Route does not exist");
     assert_string_equal(im_code_msg(0), "Undefined error type");
-    assert_string_equal(im_code_msg(1011), "Undefined error type");
+    assert_string_equal(im_code_msg(1011), "Too many requests");
+    assert_string_equal(im_code_msg(1012), "Undefined error type");
     assert_string_equal(im_code_msg(-1), "Undefined error type");
 }
 
