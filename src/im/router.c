@@ -110,8 +110,7 @@ static int cmd_login(conn_t *c, const im_request_t *req, const char **data) {
         return IM_OP_FAILED;
     if (auth_enabled(g_auth)) {
         /* Token checks cost (an RSA verify is tens of µs): they have a bucket of their own. */
-        if (!rate_allows(c, &session_of(c)->_login_tat, g_cfg->login_rate,
-                         g_cfg->login_burst)) {
+        if (!rate_allows(c, &session_of(c)->_login_tat, g_cfg->login_rate, g_cfg->login_burst)) {
             STAT_INC(&conn_worker(c)->stats, loginRateHits);
             return IM_TOO_MANY;
         }
