@@ -56,6 +56,8 @@ static const char *check_ip_literal(const char *v);
 static const char *check_host_port(const char *v);
 static const char *check_node_id(const char *v);
 static const char *check_subprotocols(const char *v);
+static const char *check_origins(const char *v);
+static const char *check_api_key(const char *v);
 
 /* The one table of keys and defaults. Each comment says why the default is what it is. */
 static const config_key_t keys[] = {
@@ -138,6 +140,12 @@ static const config_key_t keys[] = {
         "connections per node; more are refused"),
     /* "": goWebSocket's protocol needs none. A browser fails a handshake whose answer doesn't
      * name one of the subprotocols it offered, so an offer we can't meet gets a clear 400. */
+    /* "" (any): goWebSocket accepted every origin and the chat page may be served from
+     * anywhere; a node without a list warns at start-up, since any web page a logged-in user
+     * visits could then open a WebSocket to it in their name. */
+    STR("app.allowedOrigins", allowed_origins, check_origins, "",
+        "Origin values a browser's WebSocket upgrade may come from, comma-separated (\"*\" any, "
+        "https://*.example.com subdomains); others get 403; \"\" = any (no Origin: allowed)"),
     STR("app.subprotocols", subprotocols, check_subprotocols, "",
         "WebSocket subprotocols accepted, comma-separated (the first the client offers is "
         "echoed); an offer of others gets 400; \"\" = none"),
@@ -228,6 +236,11 @@ static const config_key_t keys[] = {
      * a deployment can move from one to the other without a flag day. */
     STR("auth.jwtSecret", auth_jwt_secret, NULL, "",
         "HS256 secret login's serviceToken must be signed with (32-255 bytes); \"\" = none"),
+    /* "": goWebSocket's API is open, and a node behind a private network may keep it so; a node
+     * with a key says so at start-up. At least 16 bytes: a key is a password nobody types. */
+    STR("auth.apiKey", auth_api_key, check_api_key, "",
+        "key the push API (sendMessage, sendMessageAll), /metrics and /system/state require as "
+        "Authorization: Bearer <key>; \"\" = open"),
     STR("auth.jwtPublicKey", auth_jwt_public_key, NULL, "",
         "PEM public key file (RSA: RS256/384/512, EC P-256/384/521: ES256/384/512) login's "
         "serviceToken must be signed for; \"\" = none"),
@@ -326,6 +339,33 @@ static const char *check_subprotocols(const char *v) {
     return NULL;
 }
 
+/* Origins as browsers send them: scheme://host[:port], or "*"; a host may start with "*.". */
+static const char *check_origins(const char *v) {
+    for (const char *p = v; *p; p++)
+        if (*p != ',' && (*p <= ' ' || *p > '~'))
+            return "must be comma-separated origins (https://chat.example.com) without spaces";
+    for (const char *p = v; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (!(n == 1 && *p == '*') && (!memmem(p, n, "://", 3) || p[n - 1] == '/'))
+            return "each origin is scheme://host[:port] (no path, no trailing /), or *";
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return NULL;
+}
+
+static const char *check_api_key(const char *v) {
+    size_t n = strlen(v);
+    if (n && n < 16)
+        return "must be at least 16 bytes (or \"\" for an open API)";
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= ' ' || v[i] > '~')
+            return "must be printable ASCII without spaces (it travels in a header)";
+    return NULL;
+}
+
 /* Node ids appear in Redis key names and channels: printable ASCII without spaces, at most
  * 64 bytes. */
 static const char *check_node_id(const char *v) {
@@ -395,6 +435,12 @@ static int parse_app_ids(const config_key_t *k, const char *value, uint32_t *ids
     return n;
 }
 
+/* Keys whose values are never repeated in an error message (it may end up in a log). */
+static bool is_secret(const config_key_t *k) {
+    return strcmp(k->name, "auth.apiKey") == 0 || strcmp(k->name, "auth.jwtSecret") == 0 ||
+           strcmp(k->name, "redis.password") == 0;
+}
+
 /* The one place where a string becomes a field. On error cfg is left unchanged. */
 int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t errlen) {
     const config_key_t *k = find_key(key);
@@ -407,6 +453,8 @@ int config_set(config_t *cfg, const char *key, const char *value, char *err, siz
         if (len >= k->size)
             return fail(err, errlen, "%s: longer than %zu bytes", k->name, k->size - 1);
         const char *why = k->check ? k->check(value) : NULL;
+        if (why && is_secret(k))
+            return fail(err, errlen, "%s: the value %s", k->name, why);
         if (why)
             return fail(err, errlen, "%s: \"%.64s\" %s", k->name, value, why);
         memcpy(field, value, len + 1);

@@ -29,31 +29,32 @@ typedef struct {
     int workers;                       /* app.workers: 0 = number of CPUs */
     uint32_t app_ids[CONFIG_MAX_APPS]; /* app.appIds: the rooms a client may log in to */
     int app_id_count;
-    uint32_t heartbeat_timeout;      /* app.heartbeatTimeout, seconds */
-    uint32_t login_timeout;          /* app.loginTimeout, seconds */
-    uint32_t handshake_timeout;      /* app.handshakeTimeout, seconds */
-    uint32_t close_timeout;          /* app.closeTimeout, seconds */
-    uint32_t drain_seconds;          /* app.drainSeconds: SIGTERM's batched closes */
-    uint32_t max_message_size;       /* app.maxMessageSize, bytes */
-    uint32_t max_write_queue;        /* app.maxWriteQueue, bytes per connection */
-    bool room_notices;               /* app.roomNotices: push enter/exit at all */
-    uint32_t notice_batch_above;     /* app.noticeBatchAbove: batch notices above this room size */
-    uint32_t notice_batch_interval;  /* app.noticeBatchInterval, milliseconds */
-    uint32_t max_header_bytes;       /* app.maxHeaderBytes: request line + headers */
-    uint32_t max_body_bytes;         /* app.maxBodyBytes: HTTP request body */
-    uint32_t max_connections;        /* app.maxConnections per node */
-    uint32_t mailbox_capacity;       /* app.mailboxCapacity: tasks per mailbox */
-    uint32_t write_delay;            /* app.writeDelay: ms a big fan-out waits before writing */
-    char subprotocols[CONFIG_STR];   /* app.subprotocols: accepted Sec-WebSocket-Protocol values */
-    uint32_t dedup_ttl;              /* app.dedupTtl: seconds a msgID is remembered */
-    uint32_t dedup_capacity;         /* app.dedupCapacity: msgIDs remembered at most */
-    uint32_t max_connections_per_ip; /* app.maxConnectionsPerIp: 0 = no limit */
-    uint32_t upgrade_rate;           /* app.upgradeRate: per second per node; 0 = no limit */
-    uint32_t upgrade_burst;          /* app.upgradeBurst */
-    uint32_t message_rate;           /* app.messageRate: per second per connection; 0 = none */
-    uint32_t message_burst;          /* app.messageBurst */
-    uint32_t login_rate;             /* app.loginRate: per second per connection; 0 = none */
-    uint32_t login_burst;            /* app.loginBurst */
+    uint32_t heartbeat_timeout;       /* app.heartbeatTimeout, seconds */
+    uint32_t login_timeout;           /* app.loginTimeout, seconds */
+    uint32_t handshake_timeout;       /* app.handshakeTimeout, seconds */
+    uint32_t close_timeout;           /* app.closeTimeout, seconds */
+    uint32_t drain_seconds;           /* app.drainSeconds: SIGTERM's batched closes */
+    uint32_t max_message_size;        /* app.maxMessageSize, bytes */
+    uint32_t max_write_queue;         /* app.maxWriteQueue, bytes per connection */
+    bool room_notices;                /* app.roomNotices: push enter/exit at all */
+    uint32_t notice_batch_above;      /* app.noticeBatchAbove: batch notices above this room size */
+    uint32_t notice_batch_interval;   /* app.noticeBatchInterval, milliseconds */
+    uint32_t max_header_bytes;        /* app.maxHeaderBytes: request line + headers */
+    uint32_t max_body_bytes;          /* app.maxBodyBytes: HTTP request body */
+    uint32_t max_connections;         /* app.maxConnections per node */
+    uint32_t mailbox_capacity;        /* app.mailboxCapacity: tasks per mailbox */
+    uint32_t write_delay;             /* app.writeDelay: ms a big fan-out waits before writing */
+    char subprotocols[CONFIG_STR];    /* app.subprotocols: accepted Sec-WebSocket-Protocol values */
+    char allowed_origins[CONFIG_STR]; /* app.allowedOrigins: "" = any */
+    uint32_t dedup_ttl;               /* app.dedupTtl: seconds a msgID is remembered */
+    uint32_t dedup_capacity;          /* app.dedupCapacity: msgIDs remembered at most */
+    uint32_t max_connections_per_ip;  /* app.maxConnectionsPerIp: 0 = no limit */
+    uint32_t upgrade_rate;            /* app.upgradeRate: per second per node; 0 = no limit */
+    uint32_t upgrade_burst;           /* app.upgradeBurst */
+    uint32_t message_rate;            /* app.messageRate: per second per connection; 0 = none */
+    uint32_t message_burst;           /* app.messageBurst */
+    uint32_t login_rate;              /* app.loginRate: per second per connection; 0 = none */
+    uint32_t login_burst;             /* app.loginBurst */
     /* redis.* — the seed's; the cluster layer uses addr, password and DB */
     char redis_addr[CONFIG_STR];     /* redis.addr: "" = single node, presence in memory */
     char redis_password[CONFIG_STR]; /* redis.password */
@@ -69,6 +70,7 @@ typedef struct {
     /* auth.* — ours: login's serviceToken as a JWT (im/auth.h) */
     char auth_jwt_secret[CONFIG_STR];     /* auth.jwtSecret: HS256 secret; "" = none */
     char auth_jwt_public_key[CONFIG_STR]; /* auth.jwtPublicKey: PEM file path; "" = none */
+    char auth_api_key[CONFIG_STR];        /* auth.apiKey: Bearer key of the push API; "" = open */
     /* where the file came from, for the start-up log ("" = none found, defaults used) */
     char config_path[CONFIG_STR];
 } config_t;

@@ -105,6 +105,12 @@ int main(int argc, char **argv) {
         log_warn("login is NOT authenticated: auth.jwtSecret and auth.jwtPublicKey are empty, so "
                  "any client may log in as any userID");
     }
+    if (!cfg.auth_api_key[0])
+        log_warn("the push API is open: auth.apiKey is empty, so anyone who reaches port %d may "
+                 "send to any user (and read /metrics, /system/state)",
+                 cfg.http_port);
+    if (!cfg.allowed_origins[0])
+        log_warn("app.allowedOrigins is empty: a WebSocket from any web page's origin is accepted");
     if ((r = log_open_access(cfg.log_file)) != 0)
         log_warn("cannot open access log %s: %s (continuing without it)", cfg.log_file,
                  strerror(-r));
@@ -131,6 +137,7 @@ int main(int argc, char **argv) {
         .write_delay_ms = cfg.write_delay,
         .drain_ms = cfg.drain_seconds * 1000u,
         .subprotocols = cfg.subprotocols,
+        .allowed_origins = cfg.allowed_origins,
         .conn_ext_size = sizeof(session_t),
         .hooks = &hooks,
     };

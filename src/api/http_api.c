@@ -7,6 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include "api/form.h"
 #include "api/metrics.h"
 #include "api/web_files.h"
@@ -23,6 +26,10 @@
 #include "util/prom.h"
 
 static const config_t *g_cfg;
+/* SHA-256 of auth.apiKey: a request's key is hashed and compared in constant time, so neither
+ * its bytes nor its length show in how long the answer takes. */
+static unsigned char g_api_key_hash[SHA256_DIGEST_LENGTH];
+static bool g_api_key_set;
 
 /* The original's CORS headers (spec §5), so browser callers keep working. */
 #define CORS_HEADERS                                                                               \
@@ -41,6 +48,9 @@ static const config_t *g_cfg;
 
 int api_init(const config_t *cfg) {
     g_cfg = cfg;
+    g_api_key_set = cfg->auth_api_key[0] != 0;
+    if (g_api_key_set)
+        SHA256((const unsigned char *)cfg->auth_api_key, strlen(cfg->auth_api_key), g_api_key_hash);
     return 0;
 }
 
@@ -478,21 +488,37 @@ static void get_metrics(conn_t *c, const http_req_t *req) {
     conn_http_reply(c, req, 200, resp);
 }
 
+/* With auth.apiKey set: "Authorization: Bearer <key>" (the scheme case-insensitive, RFC 9110
+ * 11.1), the key compared in constant time. */
+static bool authorized(const http_req_t *req) {
+    if (!g_api_key_set)
+        return true;
+    size_t len;
+    const char *v = http_req_header(req, "Authorization", &len);
+    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    unsigned char got[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)v + 7, len - 7, got);
+    return CRYPTO_memcmp(got, g_api_key_hash, sizeof got) == 0;
+}
+
 typedef void (*route_fn)(conn_t *c, const http_req_t *req);
 
+/* needs_key: what pushes or shows the node's internals; the chat page's reads stay open. */
 static const struct {
     const char *path;
     uint8_t method;
+    bool needs_key;
     route_fn fn;
 } routes[] = {
-    {"/user/list", HTTP_GET, get_user_list},
-    {"/user/online", HTTP_GET, get_user_online},
-    {"/user/sendMessage", HTTP_POST, post_send_message},
-    {"/user/sendMessageAll", HTTP_POST, post_send_message_all},
-    {"/system/state", HTTP_GET, get_system_state},
-    {"/metrics", HTTP_GET, get_metrics},
-    {"/health", HTTP_GET, get_health},
-    {"/ready", HTTP_GET, get_ready},
+    {"/user/list", HTTP_GET, false, get_user_list},
+    {"/user/online", HTTP_GET, false, get_user_online},
+    {"/user/sendMessage", HTTP_POST, true, post_send_message},
+    {"/user/sendMessageAll", HTTP_POST, true, post_send_message_all},
+    {"/system/state", HTTP_GET, true, get_system_state},
+    {"/metrics", HTTP_GET, true, get_metrics},
+    {"/health", HTTP_GET, false, get_health},
+    {"/ready", HTTP_GET, false, get_ready},
 };
 
 void api_handle(conn_t *c, const http_req_t *req) {
@@ -502,6 +528,12 @@ void api_handle(conn_t *c, const http_req_t *req) {
         if (!http_span_eq(req, req->path, routes[i].path))
             continue;
         if (req->method == routes[i].method) {
+            if (routes[i].needs_key && !authorized(req)) {
+                STAT_INC(&conn_worker(c)->stats, apiAuthFailures);
+                reply_error(c, req, 401, "missing or wrong API key (Authorization: Bearer)",
+                            "WWW-Authenticate: Bearer realm=\"imgate\"\r\n");
+                return;
+            }
             routes[i].fn(c, req);
             return;
         }

@@ -528,6 +528,14 @@ static int check_upgrade(conn_t *c, const http_req_t *req, char accept[WS_ACCEPT
         *msg = "missing or malformed Sec-WebSocket-Key";
         return 400;
     }
+    /* Browsers always send Origin; a client without one is not a browser a page could abuse. */
+    size_t ol;
+    const char *origin = http_req_header(req, "Origin", &ol);
+    if (origin && !ws_origin_allowed(conn_worker(c)->cfg->allowed_origins, origin, ol)) {
+        STAT_INC(&conn_worker(c)->stats, originsRefused);
+        *msg = "this Origin may not open a WebSocket here (app.allowedOrigins)";
+        return 403;
+    }
     /* A browser fails a handshake whose 101 doesn't echo one of the subprotocols it offered:
      * refuse clearly instead (app.subprotocols lists what we speak, "" by default). */
     const char *ours = conn_worker(c)->cfg->subprotocols;

@@ -35,7 +35,9 @@
     X(upgradeRateHits)                                                                             \
     X(messageRateHits)                                                                             \
     X(loginRateHits)                                                                               \
-    X(rateLimitCloses)
+    X(rateLimitCloses)                                                                             \
+    X(originsRefused)                                                                              \
+    X(apiAuthFailures)
 
 typedef struct {
 #define X(name) _Atomic uint64_t name;

@@ -51,12 +51,13 @@ typedef struct {
     uint32_t max_body_bytes;
     uint32_t handshake_timeout;
     uint32_t close_timeout;
-    uint32_t keepalive_timeout; /* idle HTTP keep-alive connections */
-    uint32_t mailbox_capacity;  /* tasks waiting at most in a worker's mailbox */
-    uint32_t write_delay_ms;    /* a big fan-out's wait before its first write; 0 = none */
-    uint32_t drain_ms;          /* net_drain closes the WebSockets over this long; 0 = at once */
-    const char *subprotocols;   /* WebSocket subprotocols we accept, comma-separated; "" none */
-    size_t conn_ext_size;       /* bytes of upper-layer data after each conn_t */
+    uint32_t keepalive_timeout;  /* idle HTTP keep-alive connections */
+    uint32_t mailbox_capacity;   /* tasks waiting at most in a worker's mailbox */
+    uint32_t write_delay_ms;     /* a big fan-out's wait before its first write; 0 = none */
+    uint32_t drain_ms;           /* net_drain closes the WebSockets over this long; 0 = at once */
+    const char *subprotocols;    /* WebSocket subprotocols we accept, comma-separated; "" none */
+    const char *allowed_origins; /* Origins a WebSocket upgrade may come from; "" = any */
+    size_t conn_ext_size;        /* bytes of upper-layer data after each conn_t */
     const net_hooks_t *hooks;
 } net_config_t;
 

@@ -2,6 +2,7 @@
 #include "net/ws_handshake.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -81,6 +82,48 @@ bool ws_header_has_token(const char *value, size_t len, const char *token) {
                 return true;
         }
         i++; /* past the comma (or past the end, ending the loop) */
+    }
+    return false;
+}
+
+/* One list entry e[0..el) against the origin o[0..ol). */
+static bool origin_matches(const char *e, size_t el, const char *o, size_t ol) {
+    if (el == 1 && e[0] == '*')
+        return true;
+    const char *sep = memchr(e, ':', el);
+    if (!sep || (size_t)(e + el - sep) < 6 || memcmp(sep, "://*.", 5) != 0)
+        return el == ol && strncasecmp(e, o, ol) == 0;
+    /* A host of "*.rest": the origin's host is one or more labels, then ".rest". */
+    size_t scheme = (size_t)(sep - e) + 3; /* "https://" */
+    const char *rest = sep + 4;            /* ".example.com[:port]" */
+    size_t rl = (size_t)(e + el - rest);
+    if (ol <= scheme + rl || strncasecmp(e, o, scheme) != 0)
+        return false;
+    const char *host = o + scheme;
+    size_t hl = ol - scheme;
+    if (hl <= rl || strncasecmp(host + hl - rl, rest, rl) != 0)
+        return false;
+    for (const char *p = host; p < host + hl - rl; p++)
+        if (*p == '/' || *p == ':' || *p == '@')
+            return false; /* only host labels before the suffix */
+    return true;
+}
+
+bool ws_origin_allowed(const char *allowed, const char *origin, size_t len) {
+    if (!allowed || !*allowed)
+        return true;
+    for (const char *p = allowed; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n && origin_matches(p, n, origin, len))
+            return true;
+        if (!end)
+            break;
+        p = end + 1;
     }
     return false;
 }

@@ -19,4 +19,12 @@ int ws_handshake_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_
  * case-insensitively, ignoring spaces and tabs around items. */
 bool ws_header_has_token(const char *value, size_t len, const char *token);
 
+/* True if an Origin header value is allowed by `allowed`, a comma-separated list of origins
+ * ("https://chat.example.com", "http://localhost:8080"), where "*" allows any, and an entry
+ * whose host is "*.example.com" (scheme and port written as usual) allows any subdomain of
+ * example.com (not example.com itself). Scheme and host
+ * compare case-insensitively, the port exactly (a default port must be written as the browser
+ * sends it: browsers leave out :443 and :80). An empty list allows any. */
+bool ws_origin_allowed(const char *allowed, const char *origin, size_t len);
+
 #endif

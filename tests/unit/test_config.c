@@ -58,6 +58,8 @@ static const char *const all_keys[] = {
     "app.mailboxCapacity",
     "app.writeDelay",
     "app.subprotocols",
+    "app.allowedOrigins",
+    "auth.apiKey",
     "auth.jwtSecret",
     "auth.jwtPublicKey",
 };
@@ -524,6 +526,10 @@ static void test_ranges(void **state) {
         {"app.bindAddress", "127.0.0.1", "127.0.0.256"},
         {"redis.addr", "[::1]:6379", "localhost"},
         {"redis.addr", "", "host:0"},
+        {"app.allowedOrigins", "https://a.example,http://b.example:8080,*", "a.example"},
+        {"app.allowedOrigins", "https://*.a.example", "https://a.example/"},
+        {"auth.apiKey", "0123456789abcdef", "0123456789abcde"},
+        {"auth.apiKey", "", "0123456789 abcdef"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (config_set(&c, cases[i].key, cases[i].ok, err, sizeof err) != CONFIG_OK)

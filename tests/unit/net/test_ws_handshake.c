@@ -92,12 +92,47 @@ static void test_header_tokens(void **state) {
     assert_false(ws_header_has_token("close, upgrade", 7, "upgrade"));
 }
 
+static bool origin_ok(const char *list, const char *origin) {
+    return ws_origin_allowed(list, origin, strlen(origin));
+}
+
+static void test_origins(void **state) {
+    const char *list = "https://chat.example.com, http://localhost:8080,https://*.corp.example";
+    assert_true(origin_ok("", "https://anything"));
+    assert_true(origin_ok(NULL, "https://anything"));
+    assert_true(origin_ok("*", "null"));
+    assert_true(origin_ok(list, "https://chat.example.com"));
+    assert_true(origin_ok(list, "HTTPS://CHAT.example.com"));
+    assert_true(origin_ok(list, "http://localhost:8080"));
+    assert_true(origin_ok(list, "https://a.corp.example"));
+    assert_true(origin_ok(list, "https://a.b.corp.example"));
+    assert_false(origin_ok(list, "https://corp.example"));
+    assert_false(origin_ok(list, "https://.corp.example"));
+    assert_false(origin_ok(list, "http://a.corp.example"));
+    assert_false(origin_ok(list, "https://a.corp.example.evil"));
+    assert_false(origin_ok(list, "https://x@a.corp.example"));
+    assert_false(origin_ok(list, "https://a:1.corp.example"));
+    assert_false(origin_ok(list, "https://chat.example.com:443"));
+    assert_false(origin_ok(list, "https://chat.example.co"));
+    assert_false(origin_ok(list, "https://chat.example.comm"));
+    assert_false(origin_ok(list, "http://localhost:80800"));
+    assert_false(origin_ok(list, ""));
+    assert_false(origin_ok(list, "null"));
+    /* a wildcard with a port */
+    assert_true(origin_ok("https://*.example.com:8443", "https://a.example.com:8443"));
+    assert_false(origin_ok("https://*.example.com:8443", "https://a.example.com"));
+    /* the origin is compared with its length, not up to a NUL */
+    assert_false(ws_origin_allowed("https://a.example", "https://a.example.evil", 17 + 5));
+    assert_true(ws_origin_allowed("https://a.example", "https://a.example.evil", 17));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc_example),
         cmocka_unit_test(test_other_vectors),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_header_tokens),
+        cmocka_unit_test(test_origins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
