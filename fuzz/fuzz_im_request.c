@@ -63,6 +63,8 @@ static void check_escape(const uint8_t *p, size_t n) {
     if (im_json_escape(&b, (const char *)p, n))
         return;
     CHECK(b.len >= 2 && b.data[0] == '"' && b.data[b.len - 1] == '"');
+    /* the size a message is limited by is exactly what the push carries */
+    CHECK(im_json_escaped_size((const char *)p, n) == b.len - 2);
     CHECK(!memchr(b.data, '<', b.len) && !memchr(b.data, '>', b.len) &&
           !memchr(b.data, '&', b.len));
     json_t *j = json_loadb((const char *)b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
@@ -111,6 +113,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n) {
             check_str(json_object_get(d, "from"), login.service_token);
             json_decref(j);
             sbuf_unref(s);
+        }
+    }
+    if (rc == IM_PARSE_OK) {
+        /* sendMessage / sendMessageAll data: a decoded message is a string we can push back */
+        im_send_t m;
+        if (im_send_decode(req.data, &m) == 0 && m.has_message) {
+            s = im_frame_push(m.msg_id, req.cmd, m.message, m.user_id);
+            if (s) {
+                json_t *j = frame_json(s);
+                json_t *d = json_object_get(json_object_get(j, "response"), "data");
+                check_str(json_object_get(d, "msg"), m.message);
+                check_str(json_object_get(j, "seq"), m.msg_id);
+                json_decref(j);
+                sbuf_unref(s);
+            }
         }
     }
     im_request_free(&req);
