@@ -9,20 +9,34 @@
  * msg (target "" = room, else private), enter, exit, and presence (big rooms: one batched push
  * per interval with joins/leaves and the exact online count).
  *
+ * Nodes behind keys (README "Chat page behind keys"): /home/config says apiKeyRequired when the
+ * push API wants auth.apiKey — a key for servers, which the page never has — and the page then
+ * sends only over the WebSocket (the switch is hidden, a note says why). It says tokenRequired
+ * when logins need a JWT: the site hands the page one in the fragment, /home/index#token=<jwt>
+ * (a fragment reaches neither the server's logs nor a Referer). The page takes it out of the
+ * address bar at once, keeps it in memory only, uses its `sub` as the name (locked) and sends it
+ * as serviceToken with every login, reconnects included. It does not verify the token; the node
+ * does. A refused token (expired, wrong key, another room) is said on screen and retried only
+ * every 30 s … 5 min: the same token keeps being refused until the site issues a new one.
+ *
  * Safety: every piece of text that came from the network or the user is put into the DOM with
  * textContent / createTextNode, never as HTML (goWebSocket's page had an XSS hole there), and the
  * page's Content-Security-Policy forbids inline scripts on top of that.
  *
- * URLs: the page asks GET <root>home/config for {appIds, httpUrl, webSocketUrl}. Empty URLs mean
+ * URLs: the page asks GET <root>home/config for {appIds, httpUrl, webSocketUrl, apiKeyRequired?,
+ * tokenRequired?} (a missing flag is false: older nodes). Empty URLs mean
  * "the page's own origin" (so it works behind a reverse proxy, also under a path prefix): HTTP
  * calls go to <root>user/…, the WebSocket to ws(s)://<host><root>acc. A configured "host:port"
  * becomes http(s)://host:port/ and ws(s)://host:port/acc, matching the page's scheme.
  * <root> is the part of the page's path before /home/ or /web/ ("/" normally).
  *
  * Test hooks (stable; tests/e2e/chat.test.mjs relies on them):
- *   [data-testid=conn-state]      data-state = connecting | connected | reconnecting;
- *                                 its text: "Connecting…", "Connected", "Reconnecting…"
+ *   [data-testid=conn-state]      data-state = connecting | connected | reconnecting | refused;
+ *                                 its text: "Connecting…", "Connected", "Reconnecting…",
+ *                                 "Not signed in" (no usable token, or the node refused it)
  *   [data-testid=conn-banner]     shown while not connected after a failure; explains and counts down
+ *                                 (a refused token: "Your sign-in token was refused or has
+ *                                 expired — reload from the site." …)
  *   [data-testid=retry-now]       button in the banner: reconnect at once
  *   [data-testid=room-name]       "Room 101"; data-app-id = the appID
  *   [data-testid=room-link]       one per configured appID, data-app-id; the current one has
@@ -44,10 +58,14 @@
  *   [data-testid=message-input], [data-testid=send-button]   the composer (Enter sends)
  *   [data-testid=dm-target]       name of the private-message receiver while one is chosen;
  *                                 [data-testid=dm-cancel] goes back to the room
- *   [data-testid=ws-toggle]       checkbox "Send via WebSocket" (off by default: HTTP)
+ *   [data-testid=ws-toggle]       checkbox "Send via WebSocket" (off by default: HTTP); checked,
+ *                                 disabled and hidden when the node requires an API key, with
+ *                                 [data-testid=ws-only] shown instead (the reason)
  *   [data-testid=self-name]       own display name; [data-testid=name-edit] opens the name dialog:
  *                                 [data-testid=name-input], name-save, name-cancel, name-random,
- *                                 name-error (why a name is refused), name-bytes (UTF-8 byte count)
+ *                                 name-error (why a name is refused), name-bytes (UTF-8 byte count);
+ *                                 name-edit is disabled (data-locked="true") when the name comes
+ *                                 from the site's token
  *   [data-testid=people-toggle]   opens the rooms/people drawer on narrow screens
  */
 (() => {
@@ -60,9 +78,16 @@
   const REQUEST_TIMEOUT_MS = 10000; // a reply that takes longer means the socket is dead
   const BACKOFF_FIRST_MS = 500;     // first retry soon: a restart takes about a second
   const BACKOFF_MAX_MS = 10000;     // then double up to 10 s, so a long outage costs little
+  // A refused token is refused again until the site issues a new one: retry seldom (a node that
+  // was restarted with the right key lets the page back in), never in the 10-s loop above.
+  const TOKEN_RETRY_FIRST_MS = 30000;
+  const TOKEN_RETRY_MAX_MS = 300000;
   const MAX_MESSAGES = 500;         // the pane keeps the newest 500 entries
   const MAX_LISTED = 300;           // online users drawn in the list; the count stays exact
   const DEFAULT_APP_IDS = [101, 102, 103, 104];
+  const TOKEN_REFUSED = 'Your sign-in token was refused or has expired — reload from the site.';
+  const TOKEN_UNREADABLE = 'The sign-in token in the link cannot be read — reload from the site.';
+  const TOKEN_MISSING = 'This chat needs a sign-in from the site: open it through the site’s link.';
 
   /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -185,7 +210,8 @@
       u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
       wsUrl = u.href;
     }
-    return { appIds: ids.length ? ids : DEFAULT_APP_IDS, httpBase, wsUrl };
+    return { appIds: ids.length ? ids : DEFAULT_APP_IDS, httpBase, wsUrl,
+      apiKeyRequired: data.apiKeyRequired === true, tokenRequired: data.tokenRequired === true };
   }
 
   function appIdFromUrl(appIds) {
@@ -194,6 +220,39 @@
     for (const [k, v] of q) if (k.toLowerCase() === 'appid') raw = v;
     const n = Number(raw);
     return appIds.includes(n) ? n : appIds[0];
+  }
+
+  /* ---- the site's sign-in token ---------------------------------------------------------- */
+
+  /* Takes `token` out of the fragment (#token=<jwt>, other fragment parameters stay) and out of
+     the address bar, so that it is not bookmarked, copied or shown. Returns the token, "" for an
+     empty one, or null if the fragment has none. */
+  function takeTokenFromUrl() {
+    const frag = location.hash.replace(/^#/, '');
+    if (!frag) return null;
+    const params = new URLSearchParams(frag);
+    if (!params.has('token')) return null;
+    const token = params.get('token') || '';
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
+    return token;
+  }
+
+  /* The payload of a compact JWS as an object, or null. Not verified: the node verifies the
+     signature at login; the page only needs `sub` for the name it shows. */
+  function tokenClaims(token) {
+    const parts = token.split('.');
+    if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[1])) return null;
+    try {
+      const b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+      const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+      const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+      const claims = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+      return claims && typeof claims === 'object' && !Array.isArray(claims) ? claims : null;
+    } catch {
+      return null;
+    }
   }
 
   /* ---- state ----------------------------------------------------------------------------- */
@@ -224,13 +283,16 @@
     stick: true,              // the pane is scrolled to the bottom: new messages keep it there
     joinNote: '',             // said at the next login instead of "Reconnected." (after a rename)
     lastSent: null,           // the newest own message marked sent: only it shows "Sent"
+    token: '',                // the site's JWT, sent as serviceToken; memory only, never stored
+    tokenRefused: false,      // the node refused it: say so, retry seldom
   };
 
   const ui = {};
 
   /* ---- connection state on screen -------------------------------------------------------- */
 
-  const CONN_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
+  const CONN_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…',
+    refused: 'Not signed in' };
 
   function setConn(state) {
     ui.conn.dataset.state = state;
@@ -239,8 +301,9 @@
     updateComposer();
   }
 
-  function showBanner(text) {
+  function showBanner(text, retry = true) {
     ui.bannerText.textContent = text;
+    ui.retry.hidden = !retry;
     ui.banner.hidden = false;
   }
 
@@ -254,6 +317,7 @@
     const c = S.lastClose;
     if (!navigator.onLine) return 'You are offline.';
     if (!c) return 'Cannot reach the server.';
+    if (c.reason === 'token') return TOKEN_REFUSED;
     if (c.code === 1001) return 'The server is restarting.';
     if (c.code === 1008) return 'The server closed the connection (too slow).';
     if (c.code === 1006 || c.code === 1005) return S.everLoggedIn ? 'Connection lost.' : 'Cannot reach the server.';
@@ -262,7 +326,8 @@
 
   function renderCountdown() {
     const secs = Math.max(0, Math.ceil((S.retryAt - Date.now()) / 1000));
-    const when = secs > 0 ? `Reconnecting in ${secs} s` : 'Reconnecting now';
+    const verb = S.tokenRefused ? 'Trying again' : 'Reconnecting';
+    const when = secs > 0 ? `${verb} in ${secs} s` : `${verb} now`;
     showBanner(`${closeExplanation()} ${when}… (attempt ${S.attempt})`);
   }
 
@@ -335,19 +400,23 @@
 
   function scheduleReconnect() {
     clearTimeout(S.retryTimer);
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** S.attempt);
+    const [first, max] = S.tokenRefused ? [TOKEN_RETRY_FIRST_MS, TOKEN_RETRY_MAX_MS]
+      : [BACKOFF_FIRST_MS, BACKOFF_MAX_MS];
+    const base = Math.min(max, first * 2 ** S.attempt);
     const delay = Math.round(base * (0.8 + Math.random() * 0.4)); // jitter: not all pages at once
     S.attempt++;
     S.retryAt = Date.now() + delay;
-    setConn('reconnecting');
+    setConn(S.tokenRefused ? 'refused' : 'reconnecting');
     renderCountdown();
     clearInterval(S.countdownTimer);
     S.countdownTimer = setInterval(renderCountdown, 1000);
     S.retryTimer = setTimeout(connect, delay);
   }
 
+  /* Coming back online or to the tab retries at once, except with a refused token: that would
+     only be refused again. "Retry now" still does it. */
   function retrySoon() {
-    if (!S.loggedIn && S.retryTimer) connect();
+    if (!S.loggedIn && S.retryTimer && !S.tokenRefused) connect();
   }
 
   /* Sends one request and resolves with its `response` ({code, codeMsg, data}). */
@@ -372,14 +441,22 @@
 
   async function login(gen) {
     let res;
+    const data = { userID: S.name, appID: S.appID };
+    if (S.token) data.serviceToken = S.token;
     try {
-      res = await request('login', { userID: S.name, appID: S.appID });
+      res = await request('login', data);
     } catch {
       return; // the close that follows reconnects
     }
     if (gen !== S.gen) return;
     if (res.code === 200) {
       onLoggedIn();
+      return;
+    }
+    // With a token the name is the token's: 1002 (its sub is no userID) and 1003 (refused) are
+    // the token's fault, and another name would not help.
+    if (S.token && (res.code === 1002 || res.code === 1003)) {
+      tokenRefused();
       return;
     }
     if (res.code === 1002) { // the server disliked the name: take a generated one
@@ -396,8 +473,33 @@
     scheduleReconnect();
   }
 
+  /* Says once that the token was refused, then retries on the slow schedule. */
+  function tokenRefused() {
+    if (!S.tokenRefused) {
+      S.tokenRefused = true;
+      S.attempt = 0;
+      notice('error', TOKEN_REFUSED);
+    }
+    S.lastClose = { code: 0, reason: 'token' };
+    dropSocket();
+    scheduleReconnect();
+  }
+
+  /* No token to log in with on a node that needs one: say so and wait for one (a new link from
+     the site in this tab arrives as a hashchange). */
+  function signInNeeded(text) {
+    dropSocket();
+    clearTimeout(S.retryTimer);
+    S.retryTimer = 0;
+    hideBanner();
+    setConn('refused');
+    showBanner(text, false);
+    notice('error', text);
+  }
+
   function onLoggedIn() {
     S.loggedIn = true;
+    S.tokenRefused = false;
     S.attempt = 0;
     S.lastClose = null;
     hideBanner();
@@ -498,7 +600,9 @@
     let body = null;
     try { body = await res.json(); } catch { /* not JSON */ }
     if (!res.ok || !body || body.code !== 200) {
-      throw new Error((body && body.msg) || `HTTP ${res.status}`);
+      const err = new Error((body && body.msg) || `HTTP ${res.status}`);
+      err.status = res.status;
+      throw err;
     }
     return body.data || {};
   }
@@ -690,7 +794,7 @@
       ? await request('sendMessage', { userID: to, message: text, msgID })
       : await request('sendMessageAll', { message: text, msgID });
     if (res.code === 1010) {
-      const err = new Error('unsupported');
+      const err = new Error('the server does not take messages over the WebSocket');
       err.unsupported = true;
       throw err;
     }
@@ -706,13 +810,24 @@
         try {
           result = await sendWs(m);
         } catch (err) {
-          if (!err.unsupported) throw err;
+          // Behind an API key HTTP is no way out: the page has no key (and must not have one).
+          if (!err.unsupported || S.config.apiKeyRequired) throw err;
           setViaWs(false);
           hint('The server does not take messages over the WebSocket; sent over HTTP.');
           result = await sendHttp(m);
         }
       } else {
-        result = await sendHttp(m);
+        try {
+          result = await sendHttp(m);
+        } catch (err) {
+          // 401: the node wants an API key although /home/config did not say so (unreadable,
+          // an older node behind a proxy that adds one). A 401 sent nothing: the WebSocket may.
+          if (err.status !== 401) throw err;
+          S.config.apiKeyRequired = true;
+          applySendRule();
+          hint('This server takes the page’s messages over the WebSocket only.');
+          result = await sendWs(m);
+        }
       }
     } catch (err) {
       setStatus(m.li, 'failed', `Not sent: ${err.message}.`, () => deliver(m));
@@ -741,6 +856,18 @@
     store('localStorage', 'imgate.viaWs', on ? '1' : null);
   }
 
+  /* A node that requires auth.apiKey on its push API gets everything over the WebSocket, which
+     needs only the login. The switch goes away (not stored: the person's own choice stays for
+     open nodes) and a note says why. */
+  function applySendRule() {
+    if (!S.config.apiKeyRequired) return;
+    S.viaWs = true;
+    ui.wsToggle.checked = true;
+    ui.wsToggle.disabled = true;
+    ui.wsSwitch.hidden = true;
+    ui.wsOnly.hidden = false;
+  }
+
   let hintTimer = 0;
   function hint(text) {
     ui.hint.textContent = text;
@@ -751,7 +878,8 @@
   function updateComposer() {
     if (!ui.send) return;
     ui.send.disabled = !S.loggedIn || !ui.input.value.trim();
-    ui.input.placeholder = !S.loggedIn ? 'Waiting for the connection…'
+    const waiting = ui.app.dataset.conn === 'refused' ? 'Not signed in' : 'Waiting for the connection…';
+    ui.input.placeholder = !S.loggedIn ? waiting
       : S.dmTarget ? `Private message to ${S.dmTarget}` : `Message Room ${S.appID}`;
   }
 
@@ -775,14 +903,52 @@
 
   /* ---- rooms, names, joining ------------------------------------------------------------- */
 
-  function setName(name, chosen) {
+  function setName(name, chosen, keep = true) {
     S.name = name;
     S.nameChosen = chosen;
-    store('sessionStorage', 'imgate.name', name);
-    if (chosen) store('localStorage', 'imgate.name', name);
+    if (keep) store('sessionStorage', 'imgate.name', name);
+    if (keep && chosen) store('localStorage', 'imgate.name', name);
     ui.selfName.textContent = name;
     ui.meAvatar.textContent = initials(name);
     ui.meAvatar.style.setProperty('--hue', String(hue(name)));
+  }
+
+  /* Signs the page in with the site's token: its `sub` is the name, which can't be changed here
+     (the node accepts no other with this token). Returns false, changing nothing, if the
+     token can't be read or its sub can't be a userID. */
+  function useToken(token) {
+    const claims = tokenClaims(token);
+    const sub = claims && typeof claims.sub === 'string' ? claims.sub : '';
+    if (!sub || nameProblem(sub)) return false;
+    S.token = token;
+    S.tokenRefused = false;
+    setName(sub, false, false);
+    ui.nameEdit.disabled = true;
+    ui.nameEdit.dataset.locked = 'true';
+    ui.nameEdit.title = 'Your name comes from your sign-in on the site';
+    ui.nameEditLabel.textContent = '(signed in by the site)';
+    return true;
+  }
+
+  /* A new link from the site opened in this tab changes only the fragment: log in again with
+     the new token. */
+  function onHashChange() {
+    const token = takeTokenFromUrl();
+    if (token === null) return;
+    const old = S.name;
+    if (!useToken(token)) { // a session with an earlier token goes on
+      if (S.config.tokenRequired && !S.token) signInNeeded(TOKEN_UNREADABLE);
+      else notice('error', TOKEN_UNREADABLE);
+      return;
+    }
+    dropSocket();
+    hideBanner();
+    S.users.delete(old);
+    renderUsers();
+    if (S.name !== old) S.joinNote = `You are now ${S.name}.`;
+    S.attempt = 0;
+    setConn('connecting');
+    join();
   }
 
   function updateTitle() {
@@ -815,6 +981,10 @@
      people into one multi-device user), then connects. */
   async function join() {
     S.everLoggedIn = false;
+    if (S.token) { // the token's user may well be online already: that is this person elsewhere
+      connect();
+      return;
+    }
     const gen = S.gen;
     try {
       const list = await fetchUsers(S.appID);
@@ -843,6 +1013,7 @@
     hideBanner();
     S.appID = id;
     S.attempt = 0;
+    S.tokenRefused = false; // the new room's refusal (a token's appIds) is said in its own pane
     S.users = new Set();
     S.onlineCount = null;
     S.dmTarget = '';
@@ -850,6 +1021,10 @@
     ui.jump.hidden = true;
     renderRoom();
     renderUsers();
+    if (S.config.tokenRequired && !S.token) {
+      signInNeeded(TOKEN_MISSING);
+      return;
+    }
     setConn('connecting');
     join();
   }
@@ -946,8 +1121,9 @@
       nameEdit: $('name-edit'), nameDialog: $('name-dialog'), nameForm: $('name-form'),
       nameInput: $('name-input'), nameError: $('name-error'), nameBytes: $('name-bytes'),
       nameHelp: $('name-help'), nameSave: $('name-save'), nameCancel: $('name-cancel'),
-      nameRandom: $('name-random'),
+      nameRandom: $('name-random'), wsSwitch: $('ws-switch'), wsOnly: $('ws-only'),
     });
+    ui.nameEditLabel = ui.nameEdit.querySelector('.visually-hidden');
 
     ui.composer.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
     ui.input.addEventListener('input', updateComposer);
@@ -1011,7 +1187,7 @@
     window.addEventListener('popstate', () => switchRoom(appIdFromUrl(S.config.appIds), false));
     window.addEventListener('pagehide', () => dropSocket());
     window.addEventListener('pageshow', (ev) => { // back from the back/forward cache
-      if (!ev.persisted) return;
+      if (!ev.persisted || (S.config.tokenRequired && !S.token)) return;
       S.attempt = 0;
       join();
     });
@@ -1019,13 +1195,25 @@
 
   async function start() {
     bindUi();
+    const token = takeTokenFromUrl(); // before anything waits: out of the address bar at once
     S.config = await loadConfig();
     S.appID = appIdFromUrl(S.config.appIds);
-    const saved = load('sessionStorage', 'imgate.name') || load('localStorage', 'imgate.name');
-    if (saved && !nameProblem(saved)) setName(saved, saved === load('localStorage', 'imgate.name'));
-    else setName(randomName(), false);
+    applySendRule();
+    const tokenOk = token !== null && useToken(token);
+    if (!tokenOk) {
+      const saved = load('sessionStorage', 'imgate.name') || load('localStorage', 'imgate.name');
+      if (saved && !nameProblem(saved)) setName(saved, saved === load('localStorage', 'imgate.name'));
+      else setName(randomName(), false);
+    }
     renderRoom();
     renderUsers();
+    window.addEventListener('hashchange', onHashChange);
+    if (S.config.tokenRequired && !tokenOk) {
+      signInNeeded(token === null ? TOKEN_MISSING : TOKEN_UNREADABLE);
+      return;
+    }
+    // An open node ignores serviceToken; a link with an unreadable one still gets a chat.
+    if (token !== null && !tokenOk) notice('error', TOKEN_UNREADABLE);
     setConn('connecting');
     join();
   }

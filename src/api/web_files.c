@@ -82,7 +82,13 @@ static int read_file(const char *path, uint8_t **data, size_t *len) {
     return 0;
 }
 
-/* {"appIds":[…],"httpUrl":"…","webSocketUrl":"…"} */
+/* {"appIds":[…],"httpUrl":"…","webSocketUrl":"…"[,"apiKeyRequired":true][,"tokenRequired":true]}
+ *
+ * The two flags tell the page how this node is guarded, never with what: apiKeyRequired (the
+ * push API wants auth.apiKey, which must stay on servers, so the page sends over the WebSocket)
+ * and tokenRequired (a JWT key is set, so every login needs the site's token). They appear only
+ * when true: an open node answers what it always did, and the page reads a missing flag as
+ * false, as it must for an older node anyway. */
 static void build_config_json(const config_t *cfg) {
     buf_append_str(&g_config_json, "{\"appIds\":[");
     for (int i = 0; i < cfg->app_id_count; i++)
@@ -91,6 +97,10 @@ static void build_config_json(const config_t *cfg) {
     im_json_escape(&g_config_json, cfg->http_url, strlen(cfg->http_url));
     buf_append_str(&g_config_json, ",\"webSocketUrl\":");
     im_json_escape(&g_config_json, cfg->ws_url, strlen(cfg->ws_url));
+    if (cfg->auth_api_key[0])
+        buf_append_str(&g_config_json, ",\"apiKeyRequired\":true");
+    if (cfg->auth_jwt_secret[0] || cfg->auth_jwt_public_key[0])
+        buf_append_str(&g_config_json, ",\"tokenRequired\":true");
     buf_append_str(&g_config_json, "}");
 }
 

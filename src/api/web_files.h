@@ -1,6 +1,7 @@
 /* The chat page's static files (app.webDir), read once at start-up and served from memory:
  * GET /home/index (the page), GET /web/<file>, GET /home/config (the URLs and rooms the page
- * uses), GET / (a redirect to the page). */
+ * uses, and whether the node wants an API key or a login token: flags, never key material),
+ * GET / (a redirect to the page). */
 #ifndef IMGATE_API_WEB_FILES_H
 #define IMGATE_API_WEB_FILES_H
 

@@ -15,7 +15,9 @@
 // (links, Back) reconnects, that names are checked (too long, already online) and can be changed,
 // that the node's restart on the same ports is survived ("Reconnecting…", then "Connected", and
 // sending works again), and that room 102 saw none of room 101's traffic. A second node batches
-// presence (app.noticeBatchAbove 0) and sets app.webSocketUrl, which the page must follow.
+// presence (app.noticeBatchAbove 0) and sets app.webSocketUrl, which the page must follow. A third
+// requires auth.apiKey and a JWT: pages signed in by the site's #token link send over the
+// WebSocket only, and an expired token is refused on screen.
 // Screenshots for a human: chat-desktop.png (1280x800), chat-phone.png (390x844), and a dark,
 // a drawer and a reconnecting one; failure-<page>.png when a step fails.
 // Every wait is bounded; the nodes are stopped in `after` / `finally` whatever happens.
@@ -23,6 +25,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -146,15 +149,23 @@ after(async () => {
   assert.equal(code, 0, `imgate exit code ${code}; its output:\n${node && node.output}`);
 });
 
-async function openPage(label, room, viewport, on = node) {
+/* `hash` is appended to the page's URL (e.g. "#token=…"). The page records its WebSocket URLs
+   (page.sockets), the text frames it sent (page.sentFrames) and its HTTP requests (page.requests). */
+async function openPage(label, room, viewport, on = node, hash = '') {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
   page.sockets = [];
-  page.on('websocket', (ws) => page.sockets.push(ws.url()));
+  page.sentFrames = [];
+  page.requests = [];
+  page.on('websocket', (ws) => {
+    page.sockets.push(ws.url());
+    ws.on('framesent', (f) => { if (typeof f.payload === 'string') page.sentFrames.push(f.payload); });
+  });
+  page.on('request', (req) => page.requests.push(`${req.method()} ${req.url()}`));
   pages[label] = page;
-  await page.goto(`${on.url}/home/index?appID=${room}`, { timeout: WAIT });
+  await page.goto(`${on.url}/home/index?appID=${room}${hash}`, { timeout: WAIT });
   return page;
 }
 
@@ -195,6 +206,9 @@ test('chat page: rooms, private messages, notices, XSS, names, restart', { timeo
       assert.equal(r.status, 200, file);
       assert.match(r.headers.get('content-type') || '', type, file);
     }
+    // An open node (no auth.apiKey, no JWT key) asks the page for nothing: it works as before.
+    const { data } = await (await fetch(`${node.url}/home/config`)).json();
+    assert.equal('apiKeyRequired' in data || 'tokenRequired' in data, false, JSON.stringify(data));
   });
 
   await step(t, 'A joins room 101 with a generated name', async () => {
@@ -460,5 +474,158 @@ test('chat page: batched presence pushes of big rooms; configured URLs', { timeo
   } finally {
     assert.equal(await big.stop(), 0, `imgate exit code; output:\n${big.output}`);
     fs.rmSync(big.dir, { recursive: true, force: true });
+  }
+});
+
+// A node behind both keys (issue 8): auth.apiKey guards the HTTP push API and auth.jwtSecret
+// makes every login carry a JWT. The page must work without ever holding the API key: the site
+// links to /home/index?appID=101#token=<jwt>, the page takes the name from the token's sub, logs
+// in with it (again after a restart) and sends room and private messages over the WebSocket. An
+// expired token is refused with a clear message, without a reconnect loop.
+// Screenshots: chat-keys.png and chat-keys-phone.png (signed in by token), chat-token-refused.png.
+test('chat page behind keys: signed in by the site\'s token, sends over the WebSocket', { timeout: 60_000 }, async (t) => {
+  failed = false;
+  const API_KEY = 'e2e-push-api-key-0123456789';
+  const SECRET = 'e2e-hs256-secret-of-the-site-0123456789abcdef';
+  const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+  // What the site's backend does: sign {"sub": userId, "exp": now + 300} with the shared secret.
+  const jwt = (claims) => {
+    const signed = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}`;
+    return `${signed}.${createHmac('sha256', SECRET).update(signed).digest('base64url')}`;
+  };
+  const now = Math.floor(Date.now() / 1000);
+  const tokens = {
+    alice: jwt({ sub: 'alice', exp: now + 300 }),
+    bob: jwt({ sub: 'bob', exp: now + 300, appIds: [101] }),
+    carol: jwt({ sub: 'carol', exp: now - 60 }),
+  };
+  const REFUSED = 'Your sign-in token was refused or has expired — reload from the site.';
+  const [httpPort, wsPort] = [await freePort(), await freePort()];
+  // drainSeconds 0: the restart below closes the pages at once instead of over 10 s.
+  const keyed = new Node(httpPort, wsPort, ['--auth.apiKey', API_KEY, '--auth.jwtSecret', SECRET,
+    '--app.drainSeconds', '0']);
+  const onlineIn101 = async () => {
+    const body = await (await fetch(`${keyed.url}/user/list?appID=101`)).json();
+    return body.data.userList;
+  };
+  const logins = (page) => page.sentFrames.map((f) => JSON.parse(f)).filter((m) => m.cmd === 'login');
+  try {
+    await keyed.start();
+    let alice, bob, carol;
+
+    await step(t, '/home/config says what is required, never with what', async () => {
+      const raw = await (await fetch(`${keyed.url}/home/config`)).text();
+      const { data } = JSON.parse(raw);
+      assert.equal(data.apiKeyRequired, true);
+      assert.equal(data.tokenRequired, true);
+      assert.ok(!raw.includes(API_KEY) && !raw.includes(SECRET), raw);
+    });
+
+    await step(t, 'alice and bob open the site\'s links: signed in as the token\'s sub, token out of the address bar', async () => {
+      alice = await openPage('alice', 101, { width: 1280, height: 800 }, keyed, `#token=${tokens.alice}`);
+      await waitConnected(alice);
+      bob = await openPage('bob', 101, { width: 390, height: 844 }, keyed, `#token=${tokens.bob}`);
+      await waitConnected(bob);
+      for (const [page, name] of [[alice, 'alice'], [bob, 'bob']]) {
+        assert.equal(await selfName(page), name);
+        assert.equal(await page.locator(tid('name-edit')).isDisabled(), true, 'name locked');
+        assert.ok(!page.url().includes('token') && new URL(page.url()).hash === '', page.url());
+        assert.equal(await page.evaluate(() => location.href.includes('token')), false);
+        assert.deepEqual(logins(page).map((m) => m.data.serviceToken), [tokens[name]]);
+        // The HTTP option is gone, with the reason in its place.
+        assert.equal(await page.locator(tid('ws-toggle')).isChecked(), true);
+        assert.equal(await page.locator(tid('ws-toggle')).isDisabled(), true);
+        assert.equal(await page.locator(tid('ws-toggle')).isVisible(), false);
+        assert.match(await page.locator(tid('ws-only')).innerText(), /WebSocket/);
+      }
+      await waitUsers(alice, ['alice', 'bob'], 'alice');
+      await waitUsers(bob, ['alice', 'bob'], 'bob');
+      await waitMessage(alice, { kind: 'notice', notice: 'enter', from: 'bob' });
+    });
+
+    await step(t, 'a room message alice → bob and a private one bob → alice, over the WebSocket', async () => {
+      await sendText(alice, 'hello bob, from behind the keys', { enter: true });
+      await waitMessage(alice, { kind: 'room', self: true, text: 'hello bob, from behind the keys', status: 'sent' });
+      const got = await waitMessage(bob, { kind: 'room', text: 'hello bob, from behind the keys' });
+      assert.equal(got.from, 'alice');
+      await withSidebar(bob, () => bob.locator(`${tid('user-item')}[data-user="alice"] button`).click());
+      await sendText(bob, 'psst alice', { enter: true });
+      await waitMessage(bob, { kind: 'private', self: true, to: 'alice', text: 'psst alice', status: 'sent' });
+      const dm = await waitMessage(alice, { kind: 'private', text: 'psst alice' });
+      assert.equal(dm.from, 'bob');
+      assert.equal(dm.to, 'alice');
+      await bob.locator(tid('dm-cancel')).click();
+      for (const page of [alice, bob]) {
+        const cmds = page.sentFrames.map((f) => JSON.parse(f).cmd);
+        assert.ok(cmds.includes(page === alice ? 'sendMessageAll' : 'sendMessage'), cmds.join());
+        const posts = page.requests.filter((r) => /\/user\/sendMessage/.test(r));
+        assert.deepEqual(posts, [], 'the page called the HTTP send API');
+      }
+    });
+
+    await step(t, 'the push API still serves the site\'s servers, with the key only', async () => {
+      const form = new URLSearchParams({ appID: '101', userID: 'alice', message: 'from the site backend', from: 'site' });
+      const refused = await fetch(`${keyed.url}/user/sendMessage`, { method: 'POST', body: form });
+      assert.equal(refused.status, 401);
+      const ok = await fetch(`${keyed.url}/user/sendMessage`, { method: 'POST', body: form,
+        headers: { Authorization: `Bearer ${API_KEY}` } });
+      assert.equal(ok.status, 200);
+      await waitMessage(alice, { kind: 'private', from: 'site', text: 'from the site backend' });
+      await alice.screenshot({ path: path.join(SHOTS, 'chat-keys.png'), animations: 'disabled' });
+      await bob.screenshot({ path: path.join(SHOTS, 'chat-keys-phone.png'), animations: 'disabled' });
+    });
+
+    await step(t, 'after a restart of the node the pages log in again with their tokens', async () => {
+      assert.equal(await keyed.stop(), 0, `imgate exit code; output:\n${keyed.output}`);
+      await alice.locator(`${tid('conn-state')}[data-state="reconnecting"]`).waitFor();
+      await keyed.start();
+      for (const page of [alice, bob]) await waitConnected(page, 20_000);
+      await waitMessage(alice, { kind: 'notice', notice: 'info', text: 'Reconnected.' });
+      for (const [page, name] of [[alice, 'alice'], [bob, 'bob']]) {
+        const sent = logins(page).map((m) => m.data.serviceToken);
+        assert.ok(sent.length >= 2 && sent.every((x) => x === tokens[name]), JSON.stringify(sent));
+      }
+      await waitUsers(bob, ['alice', 'bob'], 'bob');
+      await sendText(bob, 'back after the restart', { enter: true });
+      await waitMessage(alice, { kind: 'room', from: 'bob', text: 'back after the restart' });
+    });
+
+    await step(t, 'an expired token is refused: the page says so, is not logged in and does not hammer', async () => {
+      carol = await openPage('carol', 101, { width: 1024, height: 700 }, keyed, `#token=${tokens.carol}`);
+      await carol.locator(`${tid('conn-state')}[data-state="refused"]`).waitFor();
+      assert.equal((await carol.locator(tid('conn-state')).innerText()).trim(), 'Not signed in');
+      await waitMessage(carol, { kind: 'notice', notice: 'error', text: REFUSED });
+      assert.match(await carol.locator(tid('conn-banner')).innerText(), /refused or has expired — reload from the site/);
+      assert.equal(await selfName(carol), 'carol');
+      assert.ok(!carol.url().includes('token'), carol.url());
+      assert.equal(await carol.locator(tid('send-button')).isDisabled(), true);
+      assert.ok(!(await onlineIn101()).includes('carol'));
+      // The next try is 30 s away (±20 %), not the 0.5-s first retry of a lost connection.
+      await sleep(2000);
+      assert.equal(carol.sockets.length, 1, `sockets: ${carol.sockets.length}`);
+      assert.equal(logins(carol).length, 1);
+      assert.ok(!(await onlineIn101()).includes('carol'));
+      await carol.screenshot({ path: path.join(SHOTS, 'chat-token-refused.png'), animations: 'disabled' });
+    });
+
+    await step(t, 'without a token the page on this node asks for the site and does not connect', async () => {
+      const anon = await openPage('anon', 101, { width: 800, height: 600 }, keyed);
+      await anon.locator(`${tid('conn-state')}[data-state="refused"]`).waitFor();
+      assert.match(await anon.locator(tid('conn-banner')).innerText(), /sign-in from the site/);
+      await sleep(500);
+      assert.deepEqual(anon.sockets, []);
+      await anon.context().close();
+      delete pages.anon;
+    });
+
+    await step(t, 'no script errors on any page', async () => {
+      assert.deepEqual(pageErrors, []);
+    });
+    for (const label of ['alice', 'bob', 'carol']) {
+      if (pages[label]) { await pages[label].context().close(); delete pages[label]; }
+    }
+  } finally {
+    assert.equal(await keyed.stop(), 0, `imgate exit code; output:\n${keyed.output}`);
+    fs.rmSync(keyed.dir, { recursive: true, force: true });
   }
 });
