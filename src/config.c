@@ -194,8 +194,7 @@ static const config_key_t keys[] = {
      * app.messageRate bounds them. */
     NUM("app.loginRate", login_rate, 0, 1000, "1",
         "token checks per second per connection (token bucket; 0 = no limit)"),
-    NUM("app.loginBurst", login_burst, 1, 1000, "5",
-        "token checks a connection may make at once"),
+    NUM("app.loginBurst", login_burst, 1, 1000, "5", "token checks a connection may make at once"),
     /* "": one node needs nothing else; presence lives in memory. The seed used localhost:6379. */
     STR("redis.addr", redis_addr, check_host_port, "",
         "Redis host:port (or unix:/path) shared by the nodes of a cluster; \"\" = single node"),

@@ -128,10 +128,8 @@ static void test_origins(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_example),
-        cmocka_unit_test(test_other_vectors),
-        cmocka_unit_test(test_bad_keys),
-        cmocka_unit_test(test_header_tokens),
+        cmocka_unit_test(test_rfc_example), cmocka_unit_test(test_other_vectors),
+        cmocka_unit_test(test_bad_keys),    cmocka_unit_test(test_header_tokens),
         cmocka_unit_test(test_origins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
