@@ -106,6 +106,10 @@ class ClusterConfigTest(unittest.TestCase):
             a = cl.add_node("sa")
             b = cl.add_node("sb", **{"app.httpPort": a.http_port,
                                      "app.webSocketPort": a.ws_port})
+            # a answers on the shared ports already, so add_node's checks may have seen a:
+            # wait for b's own start-up line and its registration before connecting.
+            until(lambda: "imgate listening" in b.stderr() and
+                  "sb" in cl.redis.cmd("HKEYS", "imgate:nodes"), 10, what="sb up")
             clients = [Client(a.ws_port, uid("sp")) for _ in range(40)]
             h = Http(a.http_port)
             try:
