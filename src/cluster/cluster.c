@@ -6,6 +6,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,7 @@ static void on_flush(uv_check_t *h) {
 /* ---- the thread ---- */
 
 static void cluster_main(void *arg) {
+    pthread_setname_np(pthread_self(), "imgate-cluster");
     redis_link_start(&g_cluster.cmd);
     redis_link_start(&g_cluster.sub);
     uv_timer_start(&g_cluster.tick, on_tick, tick_ms(g_cluster.cfg), tick_ms(g_cluster.cfg));

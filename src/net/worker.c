@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -552,6 +554,9 @@ static void shutdown_task(void *ctx, void *arg) {
 static void worker_main(void *arg) {
     worker_t *w = arg;
     tl_worker = w;
+    char name[16]; /* what top -H, ps -L and gdb show: imgate-w0, imgate-w1, ... */
+    snprintf(name, sizeof name, "imgate-w%u", w->id);
+    pthread_setname_np(pthread_self(), name);
     if (w->cfg->hooks->on_worker_start)
         w->cfg->hooks->on_worker_start(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);

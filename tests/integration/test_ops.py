@@ -2,7 +2,10 @@
 promtool and parsed by python3-prometheus-client (neither is ours); /health and /ready for load
 balancers, with /ready at 503 while Redis is down in cluster mode."""
 
+import ctypes
+import os
 import shutil
+import socket
 import subprocess
 import time
 import unittest
@@ -137,6 +140,43 @@ class Health(NodeTestCase):
             self.assertEqual(st, 200, path)
             self.assertEqual(body["data"], {"status": status})
             self.assertTrue(h["content-type"].startswith("application/json"))
+
+    def test_stalled_worker_is_503(self):
+        """One worker thread stopped with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT stop that
+        thread alone): /health, answered by the other worker, says 503 once it has not ticked
+        for 5 s, and 200 again after it runs."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        seize, interrupt, detach = 0x4206, 0x4207, 17
+        pid = self.node.proc.pid
+        def comm(t):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                return f.read().strip()
+        workers = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid)
+                         if comm(t).startswith("imgate-w"))
+        self.assertEqual(len(workers), 2, "worker threads are named imgate-w<i>")
+        tid = workers[0]
+        self.assertEqual(libc.ptrace(seize, tid, None, None), 0, os.strerror(ctypes.get_errno()))
+        try:
+            self.assertEqual(libc.ptrace(interrupt, tid, None, None), 0)
+            os.waitpid(tid, 0x40000000)  # __WALL: the thread's stop
+
+            def health():
+                # A new connection may land on the stopped worker: short timeouts, try again.
+                try:
+                    with socket.create_connection(("127.0.0.1", self.node.http_port), 1) as c:
+                        c.settimeout(1)
+                        c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                        return c.recv(4096)
+                except OSError:
+                    return None
+            got = wait_until(lambda: (lambda r: r if r and b" 503 " in r[:20] else None)(
+                health()), 15, interval=0.2, what="/health 503 with a stopped worker")
+            self.assertIn(b"stalled for", got)
+        finally:
+            libc.ptrace(detach, tid, None, None)
+        wait_until(lambda: (lambda r: r and b" 200 " in r[:20])(health()), 10, interval=0.2,
+                   what="/health 200 again")
 
     def test_wrong_method(self):
         st, h, body, _ = self.http.post("/health", {})
