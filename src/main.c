@@ -72,10 +72,28 @@ static void on_trim_timer(uv_timer_t *h) {
     trimmed = true;
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-    log_info("signal %d: draining, then shutting down", signum);
-    net_set_draining(); /* /ready answers 503 from now on */
+/* The drain runs while this loop keeps turning (room notices, the main mailbox); once the last
+ * WebSocket is closed, the loop ends and the shutdown goes on in main. */
+#define DRAIN_CHECK_MS 50
+
+static uv_timer_t g_drain_check;
+
+static void on_drain_check(uv_timer_t *h) {
+    if (net_websockets() > 0)
+        return;
+    uv_timer_stop(h);
     uv_stop(h->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    if (net_draining()) {
+        log_info("signal %d again: closing every connection now", signum);
+        net_drain_now();
+        return;
+    }
+    log_info("signal %d: draining (app.drainSeconds), then shutting down", signum);
+    net_begin_drain(); /* /ready answers 503 from now on */
+    uv_timer_start(&g_drain_check, on_drain_check, 0, DRAIN_CHECK_MS);
 }
 
 int main(int argc, char **argv) {
@@ -175,6 +193,7 @@ int main(int argc, char **argv) {
     uv_timer_init(loop, &notice_timer);
     uv_timer_start(&notice_timer, on_notice_timer, cfg.notice_batch_interval,
                    cfg.notice_batch_interval);
+    uv_timer_init(loop, &g_drain_check);
     uv_timer_t trim_timer;
     uv_timer_init(loop, &trim_timer);
     uv_timer_start(&trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
@@ -193,7 +212,9 @@ int main(int argc, char **argv) {
 
     uv_run(loop, UV_RUN_DEFAULT);
 
-    cluster_leave(LEAVE_TIMEOUT_MS); /* out of cluster presence before the clients go */
+    /* The WebSockets are closed (each logout left cluster presence as usual, so that until its
+     * close a user stayed reachable from other nodes); now the node itself leaves. */
+    cluster_leave(LEAVE_TIMEOUT_MS);
     net_drain();
     mailbox_close(&control);
     cluster_stop();
@@ -203,6 +224,7 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&notice_timer, NULL);
     uv_close((uv_handle_t *)&trim_timer, NULL);
+    uv_close((uv_handle_t *)&g_drain_check, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     dedup_free();

@@ -451,7 +451,8 @@ static void get_system_state(conn_t *c, const http_req_t *req) {
 
 /* Liveness: this worker answers, so it turns; the others must have ticked lately. */
 static void get_health(conn_t *c, const http_req_t *req) {
-    for (int i = 0; i < net_worker_count(); i++) {
+    /* While draining, a worker whose clients are gone has ended its loop: not a stall. */
+    for (int i = 0; i < net_worker_count() && !net_draining(); i++) {
         uint32_t age = worker_tick_age(net_worker(i));
         if (age >= HEALTH_STALL_S) {
             char msg[64];
@@ -497,8 +498,11 @@ static bool authorized(const http_req_t *req) {
     const char *v = http_req_header(req, "Authorization", &len);
     if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
         return false;
+    size_t at = 7;
+    while (at < len && v[at] == ' ')
+        at++; /* 1*SP between scheme and credentials */
     unsigned char got[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)v + 7, len - 7, got);
+    SHA256((const unsigned char *)v + at, len - at, got);
     return CRYPTO_memcmp(got, g_api_key_hash, sizeof got) == 0;
 }
 

@@ -9,6 +9,7 @@
 #include "im/dedup.h"
 #include "im/hub.h"
 #include "im/registry.h"
+#include "net/ip_limit.h"
 #include "net/worker.h"
 #include "util/prom.h"
 
@@ -137,6 +138,9 @@ void metrics_render(buf_t *out) {
           logged_in);
     gauge(out, "imgate_users", "distinct users logged in on this node", registry_user_count());
     gauge(out, "imgate_dedup_entries", "msgIDs remembered for de-duplication", dedup_size());
+    gauge(out, "imgate_client_addresses",
+          "client addresses with connections (counted with app.maxConnectionsPerIp only)",
+          ip_limit_addresses());
     prom_family(out, "imgate_presence_events_dropped_total", "counter",
                 "presence events a full mailbox refused");
     prom_sample(out, "imgate_presence_events_dropped_total", "", registry_events_dropped());

@@ -79,13 +79,12 @@ static int answer_later(conn_t *c, const im_request_t *req, route_req_t *r, int 
 /* Ten refusals in a row: a client that does not slow down when told to is closed (1008). */
 #define RATE_STRIKES_MAX 10
 
-/* Takes a token of one of c's buckets; a refusal is a strike, and the last one closes c. */
+/* Takes a token of one of c's buckets; a refusal is a strike, and the last one closes c. The
+ * strikes start again only once a message passes every bucket (router_on_message). */
 static bool rate_allows(conn_t *c, uint32_t *tat, uint32_t rate, uint32_t burst) {
     session_t *s = session_of(c);
-    if (rate_take_ms(tat, (uint32_t)uv_now(&conn_worker(c)->loop), rate, burst)) {
-        s->_strikes = 0;
+    if (rate_take_ms(tat, (uint32_t)uv_now(&conn_worker(c)->loop), rate, burst))
         return true;
-    }
     if (++s->_strikes >= RATE_STRIKES_MAX) {
         STAT_INC(&conn_worker(c)->stats, rateLimitCloses);
         conn_close(c, WS_CLOSE_POLICY, "rate limit");
@@ -239,6 +238,8 @@ void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary) {
     if (im_request_parse(&req, data, len) != IM_PARSE_OK) {
         /* The original answers bare text here; an envelope is what clients can parse. */
         STAT_INC(&conn_worker(c)->stats, badRequests);
+        if (allowed)
+            session_of(c)->_strikes = 0;
         reply(c, im_str(""), im_str(""), allowed ? IM_BAD_PARAM : IM_TOO_MANY, NULL);
         return;
     }
@@ -249,6 +250,8 @@ void router_on_message(conn_t *c, uint8_t *data, size_t len, bool binary) {
     } else {
         cmd_handler_t fn = find_command(req.cmd);
         code = fn ? fn(c, &req, &out) : IM_NO_ROUTE;
+        if (code != IM_TOO_MANY)
+            session_of(c)->_strikes = 0;
     }
     if (code != ANSWERED_LATER)
         reply(c, req.seq, req.cmd, code, out);

@@ -600,7 +600,8 @@ static void upgrade(conn_t *c, const http_req_t *req, const char *accept, const 
     free(copy);
 }
 
-/* A limit's answer, then close: 503 (node) or 429 (address), with Retry-After. */
+/* A limit's answer, then close: 503 (node) or 429 (address), with Retry-After. req is NULL
+ * when the answer comes before a request was read. */
 static void refuse(conn_t *c, const http_req_t *req, int status, const char *msg,
                    uint32_t retry_after_s) {
     char headers[64];
@@ -608,21 +609,24 @@ static void refuse(conn_t *c, const http_req_t *req, int status, const char *msg
     STAT_INC(&conn_worker(c)->stats, httpRequests);
     STAT_INC(&conn_worker(c)->stats, httpErrors);
     queue_owned(c, http_resp_error(status, msg, headers, false));
-    http_log(c, req, status, 0);
+    if (req)
+        http_log(c, req, status, 0);
     c->_flags &= (uint16_t)~CONN_F_REQ_PENDING;
     conn_close(c, 0, NULL);
+}
+
+/* A connection accepted past a limit: its first bytes get the answer (then it lingers, reading
+ * to the peer's end, so the answer is not lost to a reset). */
+static void refuse_at_once(conn_t *c) {
+    if (c->_flags & CONN_F_REFUSE_IP)
+        refuse(c, NULL, 429, "too many connections from this address", RETRY_AFTER_LIMIT_S);
+    else
+        refuse(c, NULL, 503, "too many connections (app.maxConnections)", RETRY_AFTER_LIMIT_S);
 }
 
 /* Routes one complete request. */
 static void handle_request(conn_t *c, const http_req_t *req) {
     worker_t *w = conn_worker(c);
-    if (c->_flags & CONN_F_REFUSE) {
-        if (c->_flags & CONN_F_REFUSE_IP)
-            refuse(c, req, 429, "too many connections from this address", RETRY_AFTER_LIMIT_S);
-        else
-            refuse(c, req, 503, "too many connections (app.maxConnections)", RETRY_AFTER_LIMIT_S);
-        return;
-    }
     if (http_span_eq(req, req->path, "/acc")) {
         char accept[WS_ACCEPT_KEY_LEN + 1];
         const char *msg, *headers;
@@ -631,6 +635,7 @@ static void handle_request(conn_t *c, const http_req_t *req) {
         int status = check_upgrade(c, req, accept, &proto, &proto_len, &msg, &headers);
         uint32_t wait_s;
         if (status == 0 && net_draining()) {
+            STAT_INC(&w->stats, drainRefusals);
             refuse(c, req, 503, "draining: connect again elsewhere", 1);
             return;
         }
@@ -684,6 +689,10 @@ static void http_data(conn_t *c, const uint8_t *p, size_t n) {
     worker_t *w = conn_worker(c);
     if (c->_flags & CONN_F_CLOSE_AFTER_FLUSH)
         return; /* answering a final response: ignore what follows */
+    if (c->_flags & CONN_F_REFUSE) {
+        refuse_at_once(c); /* past a limit: answered at its first bytes, nothing buffered */
+        return;
+    }
     if (!c->_http) {
         c->_http = http_reader_new(w->cfg->max_header_bytes, w->cfg->max_body_bytes);
         if (!c->_http) {

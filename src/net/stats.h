@@ -37,7 +37,8 @@
     X(loginRateHits)                                                                               \
     X(rateLimitCloses)                                                                             \
     X(originsRefused)                                                                              \
-    X(apiAuthFailures)
+    X(apiAuthFailures)                                                                             \
+    X(drainRefusals)
 
 typedef struct {
 #define X(name) _Atomic uint64_t name;

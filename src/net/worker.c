@@ -31,6 +31,7 @@ static worker_t *g_workers;
 static int g_worker_count;
 static atomic_uint g_conn_total;
 static atomic_bool g_draining;    /* set once, at the start of a drain */
+static atomic_bool g_drain_begun; /* the workers were told to drain */
 static rate_limiter_t g_upgrades; /* app.upgradeRate */
 static atomic_uint g_refusing;    /* connections accepted only to be refused */
 static _Thread_local worker_t *tl_worker;
@@ -49,10 +50,6 @@ bool net_upgrade_allowed(uint32_t *retry_after_s) {
     if (*retry_after_s == 0)
         *retry_after_s = 1;
     return false;
-}
-
-void net_set_draining(void) {
-    atomic_store_explicit(&g_draining, true, memory_order_relaxed);
 }
 
 bool net_draining(void) {
@@ -680,11 +677,37 @@ err:
     return r;
 }
 
-void net_drain(void) {
+void net_begin_drain(void) {
     atomic_store_explicit(&g_draining, true, memory_order_relaxed);
+    if (atomic_exchange(&g_drain_begun, true))
+        return;
     for (int i = 0; i < g_worker_count; i++)
         if (worker_post_reply(&g_workers[i], shutdown_task, NULL) != 0)
             log_error("worker %d: cannot post its shutdown", i);
+}
+
+static void drain_now_task(void *ctx, void *arg) {
+    worker_t *w = ctx;
+    w->_stopping = true;
+    uv_timer_stop(&w->_drain);
+    stop_all(w);
+}
+
+void net_drain_now(void) {
+    net_begin_drain();
+    for (int i = 0; i < g_worker_count; i++)
+        worker_post_reply(&g_workers[i], drain_now_task, NULL); /* fails once a loop has ended */
+}
+
+uint32_t net_websockets(void) {
+    uint32_t n = 0;
+    for (int i = 0; i < g_worker_count; i++)
+        n += worker_ws_count(&g_workers[i]);
+    return n;
+}
+
+void net_drain(void) {
+    net_begin_drain();
     for (int i = 0; i < g_worker_count; i++)
         uv_thread_join(&g_workers[i]._thread);
 }
@@ -697,4 +720,6 @@ void net_free(void) {
     g_worker_count = 0;
     ip_limit_free();
     rate_limiter_free(&g_upgrades);
+    atomic_store(&g_draining, false);
+    atomic_store(&g_drain_begun, false);
 }

@@ -117,15 +117,22 @@ typedef struct worker {
  * is in use), with a message logged. */
 int net_start(const net_config_t *cfg);
 
-/* Marks the node as draining (net_draining, /ready 503) before the drain itself. Any thread. */
-void net_set_draining(void);
+/* Starts the drain described at net_drain without waiting for it (again: nothing). Any thread
+ * other than the workers'; net_websockets tells when the WebSockets are gone. */
+void net_begin_drain(void);
 
-/* Stops accepting (the listeners close, so that new clients go to another process or node),
- * answers or closes HTTP connections, closes the WebSockets with 1001 in equal batches spread
- * over drain_ms (a fleet does not reconnect elsewhere in one spike), waits for the peers (up to
- * close_timeout after the last batch) and joins the threads: it returns as soon as the last
- * connection is gone. Afterwards worker_post fails with MAILBOX_ERR_CLOSED, so other threads
- * (the cluster loop) can be stopped safely before net_free. */
+/* A second signal: every connection left is closed now (1001), without waiting for batches. */
+void net_drain_now(void);
+
+/* Open WebSockets on all workers now (any thread). */
+uint32_t net_websockets(void);
+
+/* net_begin_drain, then waits for it: stops accepting (the listeners close, so that new clients go
+ * to another process or node), answers or closes HTTP connections, closes the WebSockets with 1001
+ * in equal batches spread over drain_ms (a fleet does not reconnect elsewhere in one spike), waits
+ * for the peers (up to close_timeout after the last batch) and joins the threads: it returns as
+ * soon as the last connection is gone. Afterwards worker_post fails with MAILBOX_ERR_CLOSED, so
+ * other threads (the cluster loop) can be stopped safely before net_free. */
 void net_drain(void);
 
 /* Runs what is left in the mailboxes, calls on_worker_stop and frees everything. After

@@ -104,8 +104,9 @@ static bool origin_matches(const char *e, size_t el, const char *o, size_t ol) {
     if (hl <= rl || strncasecmp(host + hl - rl, rest, rl) != 0)
         return false;
     for (const char *p = host; p < host + hl - rl; p++)
-        if (*p == '/' || *p == ':' || *p == '@')
-            return false; /* only host labels before the suffix */
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.'))
+            return false; /* only host labels (letters, digits, '-', '.') before the suffix */
     return true;
 }
 

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A per-connection bucket: 4 bytes, milliseconds of a 32-bit clock (rates up to 1000/s). The
+/* A per-connection bucket: 4 bytes, milliseconds of a 32-bit clock (rates up to 1000/s; the
+ * interval is 1000 / rate whole milliseconds, so a client at or under the rate is never refused,
+ * and a rate that does not divide 1000 allows a little more: 300 → 333/s). The
  * stored time must be touched at least every 24 days (2^31 ms) to compare right across the
  * clock's wrap: each connection's bucket is, since every message of a live connection counts
  * and a connection lives no longer than a day without one (app.heartbeatTimeout ≤ 86400 s).

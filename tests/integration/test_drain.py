@@ -122,5 +122,85 @@ class DrainTest(unittest.TestCase):
             self.assertEqual(c.close, SHUTDOWN)
 
 
+    def test_second_signal_closes_everything_now(self):
+        node = self.start(**{"app.drainSeconds": 30, "app.closeTimeout": 1})
+        cs = self.clients(node, 20)
+        node.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        still = [c for c in cs if c.close is None]
+        self.assertGreater(len(still), 10)  # a 30-s drain has closed few so far
+        t0 = time.monotonic()
+        node.proc.send_signal(signal.SIGTERM)
+        for c in cs:
+            self.assertEqual(c.wait_closed(2), SHUTDOWN)
+        self.assertLess(max(c.close_at for c in still) - t0, 1)
+        for c in cs:
+            self.answer_close(c)
+        self.assertEqual(self.wait_exit(node, 5), 0, node.stderr()[-2000:])
+        self.assertIn("again: closing every connection now", node.stderr())
+
+    def test_health_stays_200_while_draining(self):
+        """A worker whose clients are gone ends its loop early: that is not a stall. Clients
+        are kept only if they land on worker 0, so worker 1 is done at once while worker 0
+        drains for 7 s."""
+        node = self.start(**{"app.drainSeconds": 7, "app.workers": 2})
+        http = Http(node.http_port)
+        self.addCleanup(http.close)
+
+        def per_worker():
+            return [w["webSockets"] for w in http.get("/system/state")[2]["data"]["workers"]]
+        cs = []
+        for _ in range(200):
+            if len(cs) == 10:
+                break
+            before = per_worker()
+            c = Client(node.ws_port, uid("h"), 101)
+            self.addCleanup(c.shutdown)
+            now = wait_until(lambda: (lambda p: p if sum(p) == sum(before) + 1 else None)(
+                per_worker()), 2, what="the new client counted")
+            if now[0] > before[0]:
+                cs.append(c)
+            else:
+                c.close_gracefully()
+                wait_until(lambda: per_worker()[1] == 0, 2, what="worker 1 empty again")
+        self.assertEqual(per_worker(), [10, 0])
+        node.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        answers = 0
+        while time.monotonic() - t0 < 6.5:
+            # A new connection each time: the kept one may be closed. One that the kernel put
+            # in the backlog of a listener just closing is reset (SO_REUSEPORT): try again.
+            probe = Http(node.http_port, timeout=2)
+            try:
+                st, _, body, _ = probe.get("/health")
+            except (ConnectionError, OSError):
+                continue
+            finally:
+                probe.close()
+            self.assertEqual(st, 200, body)
+            answers += 1
+            time.sleep(0.5)
+        self.assertGreaterEqual(answers, 10)
+        for c in cs:
+            c.wait_closed(3)
+            self.answer_close(c)
+        self.assertEqual(self.wait_exit(node, 5), 0)
+
+    def test_room_notices_go_on_during_the_drain(self):
+        """The main loop keeps turning while the node drains: those still connected hear who
+        leaves (a single node's enter/exit notices come from it)."""
+        node = self.start(**{"app.drainSeconds": 3, "app.workers": 1})
+        cs = self.clients(node, 20)
+        node.proc.send_signal(signal.SIGTERM)
+        for c in cs:
+            c.wait_closed(5)
+        last = max(cs, key=lambda c: c.close_at)
+        exits = [m for m in last.pushes("exit")]
+        self.assertGreaterEqual(len(exits), 15, "the last client heard %d exits" % len(exits))
+        for c in cs:
+            self.answer_close(c)
+        self.assertEqual(self.wait_exit(node, 5), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -304,6 +304,19 @@ class LoginRate(NodeTestCase):
         after = state_counters(self.node)
         self.assertEqual(after["loginRateHits"] - before["loginRateHits"], 1)
 
+    def test_a_token_guessing_loop_is_closed(self):
+        """Each login passes the message bucket, so only the token bucket refuses: its strikes
+        must still add up to the close."""
+        c = self.client()
+        user = uid("g")
+        bad = hs256({"sub": user}, "another-secret-0123456789abcdef0123")
+        for i in range(40):
+            c.send({"seq": "g%d" % i, "cmd": "login",
+                    "data": {"userID": user, "appID": 101, "serviceToken": bad}})
+        self.assertEqual(c.wait_closed(5), (1008, "rate limit"))
+        codes = [m["response"]["code"] for m in c.msgs if m.get("seq", "").startswith("g")]
+        self.assertEqual(codes, [1003, 1003] + [1011] * 9)
+
 
 if __name__ == "__main__":
     unittest.main()

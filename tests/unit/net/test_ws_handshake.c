@@ -112,6 +112,10 @@ static void test_origins(void **state) {
     assert_false(origin_ok(list, "https://a.corp.example.evil"));
     assert_false(origin_ok(list, "https://x@a.corp.example"));
     assert_false(origin_ok(list, "https://a:1.corp.example"));
+    assert_false(origin_ok(list, "https://evil.com?.corp.example"));
+    assert_false(origin_ok(list, "https://evil.com#.corp.example"));
+    assert_false(origin_ok(list, "https://evil.com%2f.corp.example"));
+    assert_true(origin_ok(list, "https://a-b.c9.corp.example"));
     assert_false(origin_ok(list, "https://chat.example.com:443"));
     assert_false(origin_ok(list, "https://chat.example.co"));
     assert_false(origin_ok(list, "https://chat.example.comm"));
