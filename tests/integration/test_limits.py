@@ -91,6 +91,13 @@ class MaxConnections(NodeTestCase):
                 data += chunk
         resp = parse_http_responses(data)
         self.assertEqual(resp[0][0], 503)
+        # A body announced past the limit is not asked for (no 100 Continue) nor read.
+        with socket.create_connection((HOST, self.node.http_port), timeout=5) as s:
+            s.sendall(b"POST /user/sendMessage HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Content-Type: application/x-www-form-urlencoded\r\n"
+                      b"Content-Length: 131072\r\n\r\n")
+            first = s.recv(4096)
+        self.assertTrue(first.startswith(b"HTTP/1.1 503 "), first[:40])
         # Room again once one leaves.
         ws[0].close_gracefully()
         wait_until(lambda: sum(w["webSockets"] for w in self.state()["workers"]) == 4, 5,
