@@ -75,6 +75,20 @@ static void check_escape(const uint8_t *p, size_t n) {
     buf_free(&b);
 }
 
+/* A push of these strings is one frame whose JSON gives them back exactly. */
+static void check_push(im_str_t seq, im_str_t cmd, im_str_t msg, im_str_t from) {
+    sbuf_t *s = im_frame_push(seq, cmd, msg, from);
+    if (!s)
+        return;
+    json_t *j = frame_json(s);
+    json_t *d = json_object_get(json_object_get(j, "response"), "data");
+    check_str(json_object_get(j, "seq"), seq);
+    check_str(json_object_get(d, "msg"), msg);
+    check_str(json_object_get(d, "from"), from);
+    json_decref(j);
+    sbuf_unref(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n) {
     im_request_t req;
     im_login_t login;
@@ -104,31 +118,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n) {
         sbuf_unref(s);
     }
 
-    if (code == IM_OK) {
-        s = im_frame_push(req.seq, req.cmd, login.user_id, login.service_token);
-        if (s) {
-            json_t *j = frame_json(s);
-            json_t *d = json_object_get(json_object_get(j, "response"), "data");
-            check_str(json_object_get(d, "msg"), login.user_id);
-            check_str(json_object_get(d, "from"), login.service_token);
-            json_decref(j);
-            sbuf_unref(s);
-        }
-    }
+    if (code == IM_OK)
+        check_push(req.seq, req.cmd, login.user_id, login.service_token);
     if (rc == IM_PARSE_OK) {
         /* sendMessage / sendMessageAll data: a decoded message is a string we can push back */
         im_send_t m;
-        if (im_send_decode(req.data, &m) == 0 && m.has_message) {
-            s = im_frame_push(m.msg_id, req.cmd, m.message, m.user_id);
-            if (s) {
-                json_t *j = frame_json(s);
-                json_t *d = json_object_get(json_object_get(j, "response"), "data");
-                check_str(json_object_get(d, "msg"), m.message);
-                check_str(json_object_get(j, "seq"), m.msg_id);
-                json_decref(j);
-                sbuf_unref(s);
-            }
-        }
+        if (im_send_decode(req.data, &m) == 0 && m.has_message)
+            check_push(m.msg_id, req.cmd, m.message, m.user_id);
     }
     im_request_free(&req);
 
