@@ -62,7 +62,8 @@ def try_upgrade(port, source=None, timeout=5):
 
 
 class MaxConnections(NodeTestCase):
-    node_options = {"app.maxConnections": 6, "app.handshakeTimeout": 3}
+    # handshakeTimeout 30: the reserve test must look at its sockets before the reserve times out
+    node_options = {"app.maxConnections": 6, "app.handshakeTimeout": 30}
 
     def state(self):
         """/system/state on our keep-alive connection: a new one would be past the limit."""
