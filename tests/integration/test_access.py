@@ -67,9 +67,14 @@ class ApiKey(NodeTestCase):
             self.assertEqual(st, 200, path)
             st, _, _, _ = self.call(method, path, params, key=" " + KEY)  # 1*SP (RFC 9110)
             self.assertEqual(st, 200, path)
-        # Nothing was pushed by the refused calls: only the two accepted ones arrived.
-        r.wait_for(lambda m: m.get("cmd") == "msg", what="the accepted push")
-        self.assertEqual(len(r.pushes("msg")), 4)
+        # Nothing was pushed by the refused calls: only the four accepted ones arrived, before a
+        # marker sent last (waiting for the first push alone raced the other three).
+        st, _, _, _ = self.call("POST", "/user/sendMessage",
+                                {"appID": 101, "userID": r.user, "message": "marker"})
+        self.assertEqual(st, 200)
+        end = r.wait_for(lambda m: m.get("cmd") == "msg" and "marker" in json.dumps(m),
+                         what="the marker push")
+        self.assertEqual(len(r.pushes("msg", upto=end)), 4)
         after = state_counters_key(self)
         self.assertEqual(after["apiAuthFailures"] - before["apiAuthFailures"],
                          len(guarded) * (len(wrong) + 1))
