@@ -21,7 +21,9 @@ static const char usage[] =
     "\n"
     "modes:\n"
     "  conns   connect and log in --clients users at --rate, hold them --hold s (heartbeat every\n"
-    "          --heartbeat s), report connects/s, failures and the server's memory per connection\n"
+    "          --heartbeat s), report connects/s, failures and the server's memory per "
+    "connection;\n"
+    "          with --phases, run those on the held connections instead of the hold\n"
     "  fanout  log in --clients users, then send --messages room messages (--trigger); every\n"
     "          receiver counts each message: deliveries/s, latency send->receipt, lost, "
     "duplicated\n"
@@ -93,6 +95,23 @@ static const char usage[] =
     "  --timeout S         the whole run, then it stops and reports what it has (300)\n"
     "  --server-pid PID    sample the server's RSS and CPU (/proc) before and after each phase\n"
     "  --server-pids A,B   the same for several server processes (summed)\n"
+    "  --server-tree       count each --server-pids process with all its descendants, looked\n"
+    "                      up at each sample (a supervisor and the children it restarts)\n"
+    "  --steps N[,N...]    connect in steps: up to N logged-in users (each worker its share),\n"
+    "                      wait until every set-up of the step ended, print a STEP line, run\n"
+    "                      --step-cmd, go on at --rate; --clients is always the last step\n"
+    "  --step-cmd CMD      run `/bin/sh -c CMD sh LABEL` and wait for it at each milestone:\n"
+    "                      start, step-<N> after each step, <kind><k> after each --phases\n"
+    "                      phase (k from 1), end (after the workers exited); while it runs the\n"
+    "                      connections are held. Its environment has IMGATE_BENCH_PID (this\n"
+    "                      process) and IMGATE_BENCH_WORKERS (the worker pids, comma-separated)\n"
+    "  --phases LIST       conns: after the connect phase, in order, on the same connections:\n"
+    "                        idle:S      hold S s (heartbeats go on): the cost of idling\n"
+    "                        fanout:M    M room messages (--trigger, default http) to the\n"
+    "                                    first app, every logged-in user of it a receiver\n"
+    "                        direct:M@R  M direct messages to random logged-in users at R/s\n"
+    "                                    (--trigger, default http-pipelined; R 0: flat out)\n"
+    "                      each reported on a PHASE line (at most 8 phases)\n"
     "  --user-prefix S     userIDs are S<index>, at most 10 bytes (u)\n"
     "  --quiet             no progress line and no human summary: only the RESULT line\n"
     "  --help              this text\n"
@@ -103,7 +122,7 @@ static const char usage[] =
     "  mode proto nodes clients procs src_ips trigger messages msg_size send_rate target_nodes\n"
     "  elapsed_s timed_out\n"
     "  connected connect_s connect_per_s login_p50_us login_p99_us login_max_us\n"
-    "  connect_failures addr_failures timeouts handshake_failures login_failures\n"
+    "  connect_failures addr_failures timeouts handshake_failures refused_503 login_failures\n"
     "  closed_by_server protocol_errors heartbeats heartbeat_failures enter_pushes exit_pushes\n"
     "  other_pushes receivers expected deliveries lost dup misrouted deliveries_per_s\n"
     "  p50_us p90_us p99_us max_us send_s sends_per_s send_failures req_p50_us req_p99_us\n"
@@ -112,7 +131,18 @@ static const char usage[] =
     "  ping_run_p50_us ping_run_p99_us ping_run_max_us churn_ops churn_per_s\n"
     "  server_rss_start_kb server_rss_kb server_rss_end_kb rss_per_conn_b\n"
     "  server_cpu_connect_s server_cpu_connect_pct server_cpu_run_s server_cpu_run_pct\n"
-    "  server_cpu_s bench_cpu_s\n"
+    "  server_cpu_s bench_cpu_s client_rss_kb\n"
+    "handshake_failures counts every upgrade not answered 101; refused_503 is the part answered\n"
+    "503 (app.maxConnections, app.upgradeRate), listed again after it.\n"
+    "With --steps, one line per step `STEP k=v ...` as it ends (step target connected step_s\n"
+    "elapsed_s logins_per_s login_p50_us login_p99_us login_max_us, the failure counters so\n"
+    "far, server_rss_kb server_cpu_s server_cpu_pct client_rss_kb client_cpu_s, t_ns); with\n"
+    "--phases one `PHASE k=v ...` line per phase before RESULT (index kind seconds messages\n"
+    "send_rate receivers expected deliveries lost dup misrouted deliveries_per_s last_ms p50_us\n"
+    "p90_us p99_us max_us send_failures req_p50_us req_p99_us heartbeats heartbeat_failures\n"
+    "closed_by_server server_cpu_s server_cpu_pct client_cpu_s client_cpu_pct server_rss_kb\n"
+    "client_rss_kb t_start_ns t_end_ns). last_ms: from the first request written until the\n"
+    "last receiver had its message. client_rss_kb: the bench's processes' RSS summed.\n"
     "The connect phase ends when every connection is logged in or failed; the run phase is the\n"
     "hold (conns), the sending and draining (fanout, direct) or the churn (storm). lost and dup\n"
     "must be 0: expected = receivers x messages (fanout) or messages (direct).\n"
@@ -190,20 +220,68 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
 
 /* A comma-separated list of whole numbers in [lo, hi]; returns the count or -1. */
 static int parse_list(const char *opt, const char *s, long lo, long hi, long *out, int max) {
-    char tmp[256];
-    if (strlen(s) >= sizeof tmp)
-        return bad(opt, s, "too long");
-    snprintf(tmp, sizeof tmp, "%s", s);
+    char *tmp = strdup(s); /* a list of a cluster's pids is long */
+    if (!tmp)
+        return bad(opt, s, "out of memory");
     int n = 0;
     for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        if (n == max)
+        if (n == max) {
+            free(tmp);
             return bad(opt, s, "too many values");
-        if (parse_long(opt, tok, lo, hi, &out[n]) != 0)
+        }
+        if (parse_long(opt, tok, lo, hi, &out[n]) != 0) {
+            free(tmp);
             return -1;
+        }
         n++;
     }
+    free(tmp);
     return n ? n : bad(opt, s, "empty list");
+}
+
+/* --phases: idle:S, fanout:M, direct:M@R, comma-separated. */
+static int parse_phases(opts_t *o, const char *opt, const char *s) {
+    char *tmp = strdup(s);
+    if (!tmp)
+        return bad(opt, s, "out of memory");
+    int n = 0, rc = 0;
+    for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *arg = strchr(tok, ':');
+        if (n == OPTS_MAX_PHASES) {
+            rc = bad(opt, s, "at most 8 phases");
+            break;
+        }
+        if (!arg) {
+            rc = bad(opt, s, "want kind:value (idle:S, fanout:M, direct:M@R)");
+            break;
+        }
+        *arg++ = '\0';
+        plan_phase_t *p = &o->phases[n];
+        memset(p, 0, sizeof *p);
+        if (strcmp(tok, "idle") == 0) {
+            p->kind = PH_IDLE;
+            rc = parse_double(opt, arg, 0, 86400, &p->seconds);
+        } else if (strcmp(tok, "fanout") == 0 || strcmp(tok, "direct") == 0) {
+            p->kind = tok[0] == 'f' ? PH_FANOUT : PH_DIRECT;
+            char *at = strchr(arg, '@');
+            if (at) {
+                *at++ = '\0';
+                rc = parse_double(opt, at, 0, 1e7, &p->send_rate);
+            }
+            if (rc == 0)
+                rc = parse_long(opt, arg, 1, OPTS_MAX_MESSAGES, &p->messages);
+        } else {
+            rc = bad(opt, s, "phase kinds are idle, fanout and direct");
+        }
+        n++;
+    }
+    free(tmp);
+    if (rc == 0 && n == 0)
+        rc = bad(opt, s, "empty list");
+    o->nphases = rc == 0 ? n : 0;
+    return rc;
 }
 
 enum {
@@ -237,6 +315,10 @@ enum {
     O_SERVER_PID,
     O_SERVER_PIDS,
     O_USER_PREFIX,
+    O_SERVER_TREE,
+    O_STEPS,
+    O_STEP_CMD,
+    O_PHASES,
     O_QUIET,
     O_HELP,
 };
@@ -272,6 +354,10 @@ static const struct option long_opts[] = {
     {"server-pid", required_argument, NULL, O_SERVER_PID},
     {"server-pids", required_argument, NULL, O_SERVER_PIDS},
     {"user-prefix", required_argument, NULL, O_USER_PREFIX},
+    {"server-tree", no_argument, NULL, O_SERVER_TREE},
+    {"steps", required_argument, NULL, O_STEPS},
+    {"step-cmd", required_argument, NULL, O_STEP_CMD},
+    {"phases", required_argument, NULL, O_PHASES},
     {"quiet", no_argument, NULL, O_QUIET},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
@@ -280,6 +366,7 @@ static const struct option long_opts[] = {
 static const char *const mode_names[] = {"conns", "fanout", "direct", "storm"};
 static const char *const trigger_names[] = {"http", "http-pipelined", "ws", "ws-pipelined"};
 static const char *const proto_names[] = {"imgate", "socketio"};
+static const char *const phase_names[] = {"idle", "fanout", "direct"};
 
 const char *opts_mode_name(bench_mode_t m) {
     return mode_names[m];
@@ -293,9 +380,14 @@ const char *opts_proto_name(bench_proto_t p) {
     return proto_names[p];
 }
 
+const char *opts_phase_name(phase_kind_t k) {
+    return phase_names[k];
+}
+
 /* One option's value into o; 0 or -1. */
 static int set_opt(opts_t *o, int c, const char *name, const char *v) {
     long n, list[OPTS_MAX_APPS > OPTS_MAX_NODES ? OPTS_MAX_APPS : OPTS_MAX_NODES];
+    _Static_assert(OPTS_MAX_STEPS <= OPTS_MAX_NODES, "list[] holds the steps too");
     int k;
     switch (c) {
     case O_HOST: {
@@ -360,10 +452,12 @@ static int set_opt(opts_t *o, int c, const char *name, const char *v) {
         for (int i = 0; i < 4; i++)
             if (strcmp(v, trigger_names[i]) == 0) {
                 o->trigger = (trigger_kind_t)i;
+                o->trigger_set = 1;
                 return 0;
             }
         return bad(name, v, "want http, http-pipelined, ws or ws-pipelined");
     case O_BATCH:
+        o->batch_set = 1;
         return parse_long(name, v, 1, 100000, &o->batch);
     case O_APP:
         if ((k = parse_list(name, v, 1, 4294967295L, list, OPTS_MAX_APPS)) < 0)
@@ -409,6 +503,25 @@ static int set_opt(opts_t *o, int c, const char *name, const char *v) {
             return bad(name, v, "at most 10 bytes, none of \" \\ & = % + space");
         snprintf(o->user_prefix, sizeof o->user_prefix, "%s", v);
         return 0;
+    case O_SERVER_TREE:
+        o->server_tree = 1;
+        return 0;
+    case O_STEPS:
+        if ((k = parse_list(name, v, 1, OPTS_MAX_CLIENTS, list, OPTS_MAX_STEPS)) < 0)
+            return -1;
+        for (int i = 0; i < k; i++) {
+            if (i > 0 && list[i] <= list[i - 1])
+                return bad(name, v, "want ascending counts");
+            o->steps[i] = list[i];
+        }
+        o->nsteps = k;
+        o->steps_set = 1;
+        return 0;
+    case O_STEP_CMD:
+        o->step_cmd = v;
+        return 0;
+    case O_PHASES:
+        return parse_phases(o, name, v);
     case O_QUIET:
         o->quiet = 1;
         return 0;
@@ -438,6 +551,8 @@ static int finish(opts_t *o) {
         o->probes = o->mode == MODE_STORM ? 4 : 0;
     if (o->procs == 0)
         o->procs = (int)((o->clients + 14999) / 15000);
+    if (o->procs > OPTS_MAX_PROCS)
+        o->procs = OPTS_MAX_PROCS; /* the descriptor check in main says if they do not fit */
     if (o->procs > o->clients)
         o->procs = (int)o->clients;
     if (o->src_ips == 0) {
@@ -453,6 +568,40 @@ static int finish(opts_t *o) {
     if (o->mode == MODE_FANOUT && (double)o->clients * (double)o->messages > 4e9) {
         fprintf(stderr, "imgate-bench: fanout: clients x messages is over 4e9 (the receivers' "
                         "bitmaps would take over 500 MB)\n");
+        return -1;
+    }
+    /* --steps: the last step is always every client. */
+    if (o->nsteps && o->steps[o->nsteps - 1] > o->clients) {
+        fprintf(stderr, "imgate-bench: --steps: a step is above --clients %ld\n", o->clients);
+        return -1;
+    }
+    if (o->nsteps == 0 || o->steps[o->nsteps - 1] < o->clients) {
+        if (o->nsteps == OPTS_MAX_STEPS) {
+            fprintf(stderr, "imgate-bench: --steps: at most %d, --clients included\n",
+                    OPTS_MAX_STEPS);
+            return -1;
+        }
+        o->steps[o->nsteps++] = o->clients;
+    }
+    if (o->nphases && o->mode != MODE_CONNS) {
+        fprintf(stderr, "imgate-bench: --phases goes with --mode conns\n");
+        return -1;
+    }
+    o->fanout_total = o->mode == MODE_FANOUT ? o->messages : 0;
+    o->direct_total = o->mode == MODE_DIRECT ? o->messages : 0;
+    for (int i = 0; i < o->nphases; i++) {
+        if (o->phases[i].kind == PH_FANOUT)
+            o->fanout_total += o->phases[i].messages;
+        else if (o->phases[i].kind == PH_DIRECT)
+            o->direct_total += o->phases[i].messages;
+    }
+    if ((double)o->clients * (double)o->fanout_total > 4e9) {
+        fprintf(stderr, "imgate-bench: --phases: clients x room messages is over 4e9\n");
+        return -1;
+    }
+    if (o->fanout_total > OPTS_MAX_MESSAGES || o->direct_total > OPTS_MAX_MESSAGES) {
+        fprintf(stderr, "imgate-bench: --phases: more than %d messages of a kind\n",
+                OPTS_MAX_MESSAGES);
         return -1;
     }
     if (o->clients > 9999999) { /* userIDs: prefix + 7 digits */

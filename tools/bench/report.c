@@ -12,6 +12,11 @@ static double secs(int64_t ns) {
     return (double)ns / 1e9;
 }
 
+static double cpu_pct(const procstat_t *a, const procstat_t *b) {
+    double w = secs(b->t_ns - a->t_ns);
+    return w > 0 ? 100 * (b->cpu_s - a->cpu_s) / w : 0;
+}
+
 static uint64_t failures(const uint64_t *c) {
     return c[CNT_FAIL_CONNECT] + c[CNT_FAIL_ADDR] + c[CNT_FAIL_TIMEOUT] + c[CNT_FAIL_HANDSHAKE] +
            c[CNT_FAIL_LOGIN] + c[CNT_FAIL_CLOSED] + c[CNT_FAIL_PROTO];
@@ -27,12 +32,35 @@ void report_progress(run_t *r, int64_t now, int tty) {
     if (dt <= 0)
         dt = 1;
     int phase = atomic_load(&r->phase);
-    char line[400];
+    int plan = atomic_load(&r->plan_index);
+    char line[480];
     int n =
         snprintf(line, sizeof line,
                  "[%6.1fs] %-7s open %" PRIu64 "/%ld  logins %" PRIu64 " (%.0f/s)  fail %" PRIu64,
                  secs(now - r->t_start), phase_names[phase], c[CNT_OPEN], r->o->clients,
                  c[CNT_LOGGED_IN], (double)(c[CNT_LOGGED_IN] - last_logged) / dt, failures(c));
+    if (c[CNT_FAIL_REFUSED])
+        n +=
+            snprintf(line + n, sizeof line - (size_t)n, " (503: %" PRIu64 ")", c[CNT_FAIL_REFUSED]);
+    if (phase == PHASE_CONNECT && r->o->nsteps > 1) {
+        int k = atomic_load(&r->sh->step);
+        n += snprintf(line + n, sizeof line - (size_t)n, "  step %d/%d (to %ld)", k + 1,
+                      r->o->nsteps, r->o->steps[k]);
+    }
+    if (plan >= 0) {
+        const plan_phase_t *p = &r->o->phases[plan];
+        const phase_result_t *ph = &r->ph[plan];
+        n += snprintf(line + n, sizeof line - (size_t)n, "  phase %d/%d %s", plan + 1,
+                      r->o->nphases, opts_phase_name(p->kind));
+        if (p->kind != PH_IDLE)
+            n += snprintf(line + n, sizeof line - (size_t)n,
+                          ": sent %" PRIu64 "/%ld  delivered %" PRIu64 " (%.0f/s)",
+                          atomic_load(&ph->trig.answered), p->messages,
+                          c[CNT_UNIQUE] - ph->c0[CNT_UNIQUE],
+                          (double)(c[CNT_UNIQUE] - last_unique) / dt);
+        n +=
+            snprintf(line + n, sizeof line - (size_t)n, "  heartbeats %" PRIu64, c[CNT_HEARTBEATS]);
+    }
     if (r->o->mode == MODE_FANOUT || r->o->mode == MODE_DIRECT)
         n += snprintf(line + n, sizeof line - (size_t)n,
                       "  sent %" PRIu64 "/%ld  delivered %" PRIu64 " (%.0f/s) dup %" PRIu64,
@@ -65,6 +93,11 @@ void report_collect(run_t *r) {
         hist_reset(&r->hist[h]);
         for (int w = 0; w < r->sh->nworkers; w++)
             hist_merge(&r->hist[h], &r->sh->w[w].hist[h]);
+    }
+    for (int k = 0; k < r->o->nphases; k++) {
+        hist_reset(&r->ph[k].delivery);
+        for (int w = 0; w < r->sh->nworkers; w++)
+            hist_merge(&r->ph[k].delivery, &r->sh->w[w].phase_delivery[k]);
     }
 }
 
@@ -133,7 +166,7 @@ static void summary(const run_t *r, FILE *out) {
         fprintf(out, " at %.0f/s", o->send_rate);
     fprintf(out, "%s%s\n", r->timed_out ? " [TIMED OUT]" : "",
             r->interrupted ? " [INTERRUPTED]" : "");
-    double cs = secs(r->t_connected - r->t_connect);
+    double cs = secs(r->t_connected - r->t_connect - r->connect_pause_ns);
     fprintf(out, "connect    %" PRIu64 " logged in in %.2f s (%.0f/s)", r->connected, cs,
             cs > 0 ? (double)r->connected / cs : 0);
     if (r->hist[H_LOGIN].count)
@@ -142,10 +175,10 @@ static void summary(const run_t *r, FILE *out) {
     fprintf(out, "\n");
     fprintf(out,
             "failures   connect %" PRIu64 ", source address %" PRIu64 ", timeout %" PRIu64
-            ", handshake %" PRIu64 ", login %" PRIu64 ", closed by server %" PRIu64
-            ", protocol %" PRIu64,
+            ", handshake %" PRIu64 " (503: %" PRIu64 "), login %" PRIu64
+            ", closed by server %" PRIu64 ", protocol %" PRIu64,
             c[CNT_FAIL_CONNECT], c[CNT_FAIL_ADDR], c[CNT_FAIL_TIMEOUT], c[CNT_FAIL_HANDSHAKE],
-            c[CNT_FAIL_LOGIN], c[CNT_FAIL_CLOSED], c[CNT_FAIL_PROTO]);
+            c[CNT_FAIL_REFUSED], c[CNT_FAIL_LOGIN], c[CNT_FAIL_CLOSED], c[CNT_FAIL_PROTO]);
     int last_errno = 0;
     for (int w = 0; w < r->sh->nworkers; w++)
         if (r->sh->w[w].last_errno)
@@ -211,8 +244,146 @@ static void summary(const run_t *r, FILE *out) {
     } else if (o->nserver_pids) {
         fprintf(out, "server     could not read /proc of the server pid(s)\n");
     }
-    fprintf(out, "bench      CPU %.2f s over %.2f s\n", r->bench_cpu_s,
-            secs(r->t_end - r->t_start));
+    fprintf(out, "bench      CPU %.2f s over %.2f s; RSS %.1f MiB connected\n", r->bench_cpu_s,
+            secs(r->t_end - r->t_start), (double)r->cli[SRV_CONNECTED].rss_kb / 1024);
+}
+
+static void kv_fail(kv_t *k, const uint64_t *c) {
+    kv_u(k, "connect_failures", c[CNT_FAIL_CONNECT]);
+    kv_u(k, "addr_failures", c[CNT_FAIL_ADDR]);
+    kv_u(k, "timeouts", c[CNT_FAIL_TIMEOUT]);
+    kv_u(k, "handshake_failures", c[CNT_FAIL_HANDSHAKE]);
+    kv_u(k, "refused_503", c[CNT_FAIL_REFUSED]);
+    kv_u(k, "login_failures", c[CNT_FAIL_LOGIN]);
+    kv_u(k, "closed_by_server", c[CNT_FAIL_CLOSED]);
+    kv_u(k, "protocol_errors", c[CNT_FAIL_PROTO]);
+}
+
+void report_step(const run_t *r, int i, FILE *out) {
+    const step_result_t *st = &r->steps[i];
+    kv_t k = {.n = 0};
+    double ss = secs(st->step_ns);
+    kv(&k, "step", "%d", i + 1);
+    kv(&k, "target", "%ld", st->target);
+    kv_u(&k, "connected", st->connected);
+    kv(&k, "step_s", "%.3f", ss);
+    kv(&k, "elapsed_s", "%.3f", secs(st->elapsed_ns));
+    kv(&k, "logins_per_s", "%.1f", ss > 0 ? (double)st->logins / ss : 0);
+    kv_us(&k, "login_p50_us", &st->login, .5);
+    kv_us(&k, "login_p99_us", &st->login, .99);
+    kv_us(&k, "login_max_us", &st->login, 1);
+    kv_fail(&k, st->cnt);
+    kv_u(&k, "heartbeats", st->cnt[CNT_HEARTBEATS]);
+    if (st->srv0.ok && st->srv1.ok) {
+        kv_u(&k, "server_rss_kb", st->srv1.rss_kb);
+        kv(&k, "server_cpu_s", "%.2f", st->srv1.cpu_s - st->srv0.cpu_s);
+        kv(&k, "server_cpu_pct", "%.0f", cpu_pct(&st->srv0, &st->srv1));
+        kv(&k, "server_procs", "%d", st->srv1.nprocs);
+    } else {
+        kv_na(&k, "server_rss_kb");
+        kv_na(&k, "server_cpu_s");
+        kv_na(&k, "server_cpu_pct");
+        kv_na(&k, "server_procs");
+    }
+    kv_u(&k, "client_rss_kb", st->cli1.rss_kb);
+    kv(&k, "client_cpu_s", "%.2f", st->cli1.cpu_s - st->cli0.cpu_s);
+    kv(&k, "t_ns", "%lld", (long long)st->t_end);
+    fprintf(out, "STEP%s\n", k.s);
+    fflush(out);
+    if (!r->o->quiet)
+        fprintf(stderr,
+                "\nimgate-bench: step %d: %" PRIu64 " logged in (target %ld) after %.1f s, "
+                "%.0f logins/s in the step, login p99 %.1f ms, failures %" PRIu64 "\n",
+                i + 1, st->connected, st->target, secs(st->elapsed_ns),
+                ss > 0 ? (double)st->logins / ss : 0, ms(&st->login, .99), failures(st->cnt));
+}
+
+static uint64_t phase_got(const phase_result_t *ph) {
+    return ph->c1[CNT_UNIQUE] - ph->c0[CNT_UNIQUE];
+}
+
+/* From the phase's first request until its last receiver had its message. */
+static int64_t phase_span(const phase_result_t *ph) {
+    return ph->last_delivery > ph->trig.t_first && phase_got(ph)
+               ? ph->last_delivery - ph->trig.t_first
+               : 0;
+}
+
+void report_phase_done(const run_t *r, int i) {
+    const phase_result_t *ph = &r->ph[i];
+    const plan_phase_t *p = &r->o->phases[i];
+    if (r->o->quiet)
+        return;
+    double w = secs(ph->t_end - ph->t_start);
+    fprintf(stderr, "\nimgate-bench: phase %d %s: %.1f s, server CPU %.2f s (%.0f%%)", i + 1,
+            opts_phase_name(p->kind), w, ph->srv1.cpu_s - ph->srv0.cpu_s,
+            cpu_pct(&ph->srv0, &ph->srv1));
+    if (p->kind != PH_IDLE) {
+        uint64_t got = phase_got(ph);
+        double span = secs(phase_span(ph));
+        fprintf(stderr, "; %" PRIu64 "/%" PRIu64 " delivered, last after %.3f s (%.0f/s)", got,
+                ph->expected, span, span > 0 ? (double)got / span : 0);
+    }
+    fprintf(stderr, "\n");
+}
+
+static void print_phase(const run_t *r, int i, FILE *out) {
+    const phase_result_t *ph = &r->ph[i];
+    const plan_phase_t *p = &r->o->phases[i];
+    const uint64_t *a = ph->c0, *b = ph->c1;
+    kv_t k = {.n = 0};
+    double w = secs(ph->t_end - ph->t_start);
+    kv(&k, "index", "%d", i + 1);
+    kv(&k, "kind", "%s", opts_phase_name(p->kind));
+    kv(&k, "seconds", "%.3f", w);
+    if (p->kind == PH_IDLE) {
+        static const char *const na[] = {
+            "messages", "send_rate", "receivers",        "expected",   "deliveries", "lost",
+            "dup",      "misrouted", "deliveries_per_s", "last_ms",    "p50_us",     "p90_us",
+            "p99_us",   "max_us",    "send_failures",    "req_p50_us", "req_p99_us"};
+        for (size_t j = 0; j < sizeof na / sizeof na[0]; j++)
+            kv_na(&k, na[j]);
+    } else {
+        uint64_t got = phase_got(ph);
+        double span = secs(phase_span(ph));
+        kv(&k, "messages", "%ld", p->messages);
+        kv(&k, "send_rate", "%g", p->send_rate);
+        kv_u(&k, "receivers", ph->receivers);
+        kv_u(&k, "expected", ph->expected);
+        kv_u(&k, "deliveries", got);
+        kv_u(&k, "lost", ph->expected > got ? ph->expected - got : 0);
+        kv_u(&k, "dup", b[CNT_DUP] - a[CNT_DUP]);
+        kv_u(&k, "misrouted", b[CNT_MISROUTED] - a[CNT_MISROUTED]);
+        kv(&k, "deliveries_per_s", "%.1f", span > 0 ? (double)got / span : 0);
+        kv(&k, "last_ms", "%.3f", span * 1e3);
+        kv_us(&k, "p50_us", &ph->delivery, .5);
+        kv_us(&k, "p90_us", &ph->delivery, .9);
+        kv_us(&k, "p99_us", &ph->delivery, .99);
+        kv_us(&k, "max_us", &ph->delivery, 1);
+        kv_u(&k, "send_failures", ph->trig.failures);
+        kv_us(&k, "req_p50_us", &ph->trig.rtt, .5);
+        kv_us(&k, "req_p99_us", &ph->trig.rtt, .99);
+    }
+    kv_u(&k, "heartbeats", b[CNT_HEARTBEATS] - a[CNT_HEARTBEATS]);
+    kv_u(&k, "heartbeat_failures", b[CNT_HEARTBEAT_FAIL] - a[CNT_HEARTBEAT_FAIL]);
+    kv_u(&k, "closed_by_server", b[CNT_FAIL_CLOSED] - a[CNT_FAIL_CLOSED]);
+    if (ph->srv0.ok && ph->srv1.ok) {
+        kv(&k, "server_cpu_s", "%.2f", ph->srv1.cpu_s - ph->srv0.cpu_s);
+        kv(&k, "server_cpu_pct", "%.1f", cpu_pct(&ph->srv0, &ph->srv1));
+    } else {
+        kv_na(&k, "server_cpu_s");
+        kv_na(&k, "server_cpu_pct");
+    }
+    kv(&k, "client_cpu_s", "%.2f", ph->cli1.cpu_s - ph->cli0.cpu_s);
+    kv(&k, "client_cpu_pct", "%.1f", cpu_pct(&ph->cli0, &ph->cli1));
+    if (ph->srv1.ok)
+        kv_u(&k, "server_rss_kb", ph->srv1.rss_kb);
+    else
+        kv_na(&k, "server_rss_kb");
+    kv_u(&k, "client_rss_kb", ph->cli1.rss_kb);
+    kv(&k, "t_start_ns", "%lld", (long long)ph->t_start);
+    kv(&k, "t_end_ns", "%lld", (long long)ph->t_end);
+    fprintf(out, "PHASE%s\n", k.s);
 }
 
 void report_print(const run_t *r, FILE *out) {
@@ -220,6 +391,9 @@ void report_print(const run_t *r, FILE *out) {
     const uint64_t *c = r->cnt;
     if (!o->quiet)
         summary(r, out);
+    for (int i = 0; i < o->nphases; i++)
+        if (r->ph[i].ran)
+            print_phase(r, i, out);
     kv_t k = {.n = 0};
     kv(&k, "mode", "%s", opts_mode_name(o->mode));
     kv(&k, "proto", "%s", opts_proto_name(o->proto));
@@ -253,19 +427,13 @@ void report_print(const run_t *r, FILE *out) {
     kv(&k, "elapsed_s", "%.2f", secs(r->t_end - r->t_start));
     kv(&k, "timed_out", "%d", r->timed_out);
     kv_u(&k, "connected", r->connected);
-    double cs = secs(r->t_connected - r->t_connect);
+    double cs = secs(r->t_connected - r->t_connect - r->connect_pause_ns);
     kv(&k, "connect_s", "%.3f", cs);
     kv(&k, "connect_per_s", "%.1f", cs > 0 ? (double)r->connected / cs : 0);
     kv_us(&k, "login_p50_us", &r->hist[H_LOGIN], .5);
     kv_us(&k, "login_p99_us", &r->hist[H_LOGIN], .99);
     kv_us(&k, "login_max_us", &r->hist[H_LOGIN], 1);
-    kv_u(&k, "connect_failures", c[CNT_FAIL_CONNECT]);
-    kv_u(&k, "addr_failures", c[CNT_FAIL_ADDR]);
-    kv_u(&k, "timeouts", c[CNT_FAIL_TIMEOUT]);
-    kv_u(&k, "handshake_failures", c[CNT_FAIL_HANDSHAKE]);
-    kv_u(&k, "login_failures", c[CNT_FAIL_LOGIN]);
-    kv_u(&k, "closed_by_server", c[CNT_FAIL_CLOSED]);
-    kv_u(&k, "protocol_errors", c[CNT_FAIL_PROTO]);
+    kv_fail(&k, c);
     kv_u(&k, "heartbeats", c[CNT_HEARTBEATS]);
     kv_u(&k, "heartbeat_failures", c[CNT_HEARTBEAT_FAIL]);
     kv_u(&k, "enter_pushes", c[CNT_PUSH_ENTER]);
@@ -350,6 +518,7 @@ void report_print(const run_t *r, FILE *out) {
             kv_na(&k, na[i]);
     }
     kv(&k, "bench_cpu_s", "%.2f", r->bench_cpu_s);
+    kv_u(&k, "client_rss_kb", r->cli[SRV_CONNECTED].rss_kb);
     fprintf(out, "RESULT%s\n", k.s);
     fflush(out);
 }

@@ -14,8 +14,10 @@ shared_t *shared_create(int nworkers, long nusers) {
     s->nusers = nusers;
     s->w = (wstats_t *)((char *)p + head);
     s->logged = (_Atomic uint8_t *)(s->w + nworkers);
-    for (int i = 0; i < nworkers; i++)
+    for (int i = 0; i < nworkers; i++) {
         atomic_init(&s->w[i].ack, -1); /* not even set up */
+        atomic_init(&s->w[i].step_ack, -1);
+    }
     return s;
 }
 
@@ -34,6 +36,13 @@ int64_t shared_last_delivery(const shared_t *s) {
             t = x;
     }
     return t;
+}
+
+int shared_all_stepped(const shared_t *s, int step) {
+    for (int i = 0; i < s->nworkers; i++)
+        if (atomic_load_explicit(&s->w[i].step_ack, memory_order_acquire) < step)
+            return 0;
+    return 1;
 }
 
 int shared_all_acked(const shared_t *s, phase_t p) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "hist.h"
+#include "options.h"
 
 /* Phases, in order. The parent sets shared_t.phase; a worker sets its ack to a phase when it has
  * finished that phase's own work (connect phase: every connection logged in or failed). */
@@ -29,6 +30,7 @@ typedef enum {
     CNT_FAIL_ADDR,      /* no source address/port: EADDRNOTAVAIL, EADDRINUSE */
     CNT_FAIL_TIMEOUT,   /* connect + upgrade + login not done within --conn-timeout */
     CNT_FAIL_HANDSHAKE, /* upgrade answered with a status other than 101 */
+    CNT_FAIL_REFUSED,   /* ... of which 503: the server's app.maxConnections or upgradeRate */
     CNT_FAIL_LOGIN,     /* login answered with a code other than 200 */
     CNT_FAIL_CLOSED,    /* the server closed or reset a connection we did not close */
     CNT_FAIL_PROTO,     /* a frame or reply the client cannot read */
@@ -60,12 +62,17 @@ typedef struct {
     _Atomic int64_t last_delivery_ns; /* CLOCK_MONOTONIC of the latest first receipt */
     _Atomic int ack;                  /* the last phase this worker finished */
     int last_errno;                   /* of the latest connect failure, for the summary */
+    _Atomic int step_ack;             /* the last --steps step (index) this worker finished */
     hist_t hist[H_COUNT];
+    hist_t step_login[OPTS_MAX_STEPS];      /* H_LOGIN per step (--steps) */
+    hist_t phase_delivery[OPTS_MAX_PHASES]; /* H_DELIVERY per --phases phase */
 } __attribute__((aligned(64))) wstats_t;
 
 typedef struct {
     _Atomic int phase;
-    int nworkers; /* client workers + the probe worker, if any */
+    _Atomic int step;       /* connect phase: the --steps step being connected (index) */
+    _Atomic int plan_phase; /* run phase: the --phases phase running (index), for histograms */
+    int nworkers;           /* client workers + the probe worker, if any */
     long nusers;
     wstats_t *w;             /* [nworkers] */
     _Atomic uint8_t *logged; /* [nusers]: 1 while user i is logged in */
@@ -77,6 +84,8 @@ shared_t *shared_create(int nworkers, long nusers);
 uint64_t shared_sum(const shared_t *s, counter_t c);
 /* Max of last_delivery_ns over all workers. */
 int64_t shared_last_delivery(const shared_t *s);
+/* Whether every worker acknowledged --steps step `step` (the probe worker acks them all). */
+int shared_all_stepped(const shared_t *s, int step);
 /* Whether every worker acknowledged phase p. */
 int shared_all_acked(const shared_t *s, phase_t p);
 

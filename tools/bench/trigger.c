@@ -288,7 +288,8 @@ static int append_request(tconn_t *t, buf_t *out, long i, const char *nonce, con
     const opts_t *o = t->o;
     static char text[MSGBODY_MAX + 64];
     static char body[MSGBODY_MAX + 512];
-    msgbody_t m = {.kind = o->mode == MODE_DIRECT ? 'd' : 'b', .index = (uint64_t)i};
+    msgbody_t m = {.kind = o->mode == MODE_DIRECT ? 'd' : 'b',
+                   .index = (uint64_t)(o->msg_base + i)}; /* --phases: after earlier phases' */
     uint32_t app = o->apps[0];
     if (o->mode == MODE_DIRECT) {
         *rng ^= *rng << 13;

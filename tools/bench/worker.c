@@ -23,7 +23,10 @@
 #define MAX_EVENTS   1024
 #define SCAN_EVERY   (100 * NS_PER_MS) /* deadline and heartbeat scan of all connections */
 #define LOOP_WAIT_MS 10                /* how late a worker may see a phase change */
-#define CLOSE_CODE   1000
+/* The scan while nothing is being set up: only heartbeats are due then, and a worker of 15 000
+ * connections should not walk them 10 times a second for that (1 M idle connections, issue 9). */
+#define SCAN_IDLE  NS_PER_S
+#define CLOSE_CODE 1000
 
 typedef enum {
     ST_IDLE,       /* no socket: not connected yet, failed, or closed */
@@ -69,6 +72,8 @@ typedef struct {
     int phase;
     bconn_t *conns;
     long next_connect; /* connect phase: next slot to start */
+    long limit;        /* connect phase: slots of the current --steps step (its share) */
+    int step;          /* that step's index */
     long started;      /* connect phase: set-ups started; churn: ops started */
     long inflight;     /* set-ups and churn ops in progress */
     long resolved;     /* initial set-ups finished, either way */
@@ -326,8 +331,10 @@ static void became_ready(worker_t *w, long slot) {
         c->next_timer = now;
         c->t_start = 0;
     } else {
-        if (c->setup == SETUP_INITIAL)
+        if (c->setup == SETUP_INITIAL) {
             hist_add(&w->st->hist[H_LOGIN], now - c->t_start);
+            hist_add(&w->st->step_login[w->step], now - c->t_start);
+        }
         /* socketio: no heartbeats of ours; the server pings, we answer (on_message_sio) */
         c->next_timer =
             w->o->proto == PROTO_SOCKETIO ? INT64_MAX : now + (int64_t)(w->o->heartbeat * 1e9);
@@ -345,17 +352,16 @@ static void on_push_msg(worker_t *w, long slot, const char *p, size_t n) {
     int tl = scan_str(p, n, "msg", &text);
     msgbody_t m;
     cnt_add(w->st, CNT_PUSH_MSG, 1);
-    if (tl < 0 || msgbody_decode(text, (size_t)tl, &m) != 0 ||
-        m.index >= (uint64_t)w->o->messages) {
+    if (tl < 0 || msgbody_decode(text, (size_t)tl, &m) != 0) {
         cnt_add(w->st, CNT_MISROUTED, 1);
         return;
     }
     uint64_t *bits;
-    if (m.kind == 'b' && w->o->mode == MODE_FANOUT) {
-        if (!c->seen && !(c->seen = calloc(((size_t)w->o->messages + 63) / 64, 8)))
+    if (m.kind == 'b' && m.index < (uint64_t)w->o->fanout_total) {
+        if (!c->seen && !(c->seen = calloc(((size_t)w->o->fanout_total + 63) / 64, 8)))
             return;
         bits = c->seen;
-    } else if (m.kind == 'd' && w->o->mode == MODE_DIRECT && w->direct_seen &&
+    } else if (m.kind == 'd' && m.index < (uint64_t)w->o->direct_total && w->direct_seen &&
                m.user == (uint64_t)user_of(w, slot)) {
         bits = w->direct_seen;
     } else {
@@ -373,6 +379,10 @@ static void on_push_msg(worker_t *w, long slot, const char *p, size_t n) {
     bits[m.index >> 6] |= bit;
     int64_t now = now_ns();
     hist_add(&w->st->hist[H_DELIVERY], now - m.sent_ns);
+    if (w->o->nphases)
+        hist_add(
+            &w->st->phase_delivery[atomic_load_explicit(&w->sh->plan_phase, memory_order_relaxed)],
+            now - m.sent_ns);
     cnt_add(w->st, CNT_UNIQUE, 1);
     atomic_store_explicit(&w->st->last_delivery_ns, now, memory_order_relaxed);
 }
@@ -534,6 +544,8 @@ static long parse_input(worker_t *w, long slot, const uint8_t *p, size_t n) {
         if (k == 0)
             return n > 16384 ? (fail(w, slot, CNT_FAIL_HANDSHAKE), -1) : 0;
         if (k < 0 || status != 101) {
+            if (status == 503) /* counted under handshake failures too */
+                cnt_add(w->st, CNT_FAIL_REFUSED, 1);
             fail(w, slot, CNT_FAIL_HANDSHAKE);
             return -1;
         }
@@ -682,10 +694,30 @@ static long allowance(worker_t *w, int64_t now) {
     return room;
 }
 
+/* This worker's share of the first `target` users of --steps: its slots are a contiguous range
+ * of users, and the shares of all workers add up to exactly `target` (the cumulative rounding
+ * telescopes), each a prefix of its range. */
+static long step_share(const worker_t *w, long target) {
+    if (w->spec.probe)
+        return w->spec.count;
+    long all = w->o->clients, first = w->spec.first, end = first + w->spec.count;
+    return (long)((int64_t)target * end / all - (int64_t)target * first / all);
+}
+
+/* A new --steps step: its share, and the rate counts from now. */
+static void enter_step(worker_t *w, int step, int64_t now) {
+    w->step = step;
+    w->limit = step_share(w, w->o->steps[step]);
+    if (w->phase == PHASE_CONNECT) {
+        w->t_phase = now;
+        w->started = 0;
+    }
+}
+
 static void ramp(worker_t *w, int64_t now) {
     if (w->phase == PHASE_CONNECT || (w->spec.probe && w->phase == PHASE_INIT)) {
         long n = w->spec.probe ? w->spec.count : allowance(w, now);
-        while (n-- > 0 && w->next_connect < w->spec.count) {
+        while (n-- > 0 && w->next_connect < w->limit) {
             start_connect(w, w->next_connect++, SETUP_INITIAL);
             w->started++;
         }
@@ -767,11 +799,12 @@ static int setup(worker_t *w, const opts_t *o, shared_t *sh, const worker_spec_t
     if (w->epfd < 0 || !w->conns || grow_buf(w, 2 * READ_CHUNK) != 0)
         return -1;
     /* Before the run phase: the parent starts sending as soon as it has set it. */
-    if (o->mode == MODE_DIRECT && !spec->probe &&
-        !(w->direct_seen = calloc(((size_t)o->messages + 63) / 64, 8)))
+    if (o->direct_total && !spec->probe &&
+        !(w->direct_seen = calloc(((size_t)o->direct_total + 63) / 64, 8)))
         return -1;
     for (long s = 0; s < spec->count; s++)
         w->conns[s].fd = -1;
+    enter_step(w, 0, now_ns());
     return 0;
 }
 
@@ -794,13 +827,20 @@ void worker_main(const opts_t *o, shared_t *sh, const worker_spec_t *spec) {
         int phase = atomic_load_explicit(&sh->phase, memory_order_acquire);
         if (phase != w.phase)
             enter_phase(&w, phase, now);
+        int step = atomic_load_explicit(&sh->step, memory_order_acquire);
+        if (step != w.step)
+            enter_step(&w, step, now);
         if (phase >= PHASE_STOP || getppid() != w.parent)
             break;
         ramp(&w, now);
         if (w.spec.probe && w.phase == PHASE_INIT && w.resolved == spec->count)
             ack(&w, PHASE_INIT);
-        if (w.phase == PHASE_CONNECT && w.next_connect == spec->count && w.resolved == spec->count)
-            ack(&w, PHASE_CONNECT);
+        if (w.phase == PHASE_CONNECT && w.next_connect == w.limit && w.resolved == w.limit) {
+            if (atomic_load_explicit(&w.st->step_ack, memory_order_relaxed) < w.step)
+                atomic_store_explicit(&w.st->step_ack, w.step, memory_order_release);
+            if (w.limit == spec->count && w.step == o->nsteps - 1)
+                ack(&w, PHASE_CONNECT);
+        }
         int wait = LOOP_WAIT_MS;
         if (spec->probe)
             wait = 1; /* probe pings are due every few ms */
@@ -810,7 +850,12 @@ void worker_main(const opts_t *o, shared_t *sh, const worker_spec_t *spec) {
         now = now_ns();
         if (spec->probe || now >= w.next_scan) {
             scan_timers(&w, now);
-            w.next_scan = now + SCAN_EVERY;
+            int64_t every = SCAN_EVERY;
+            if (w.inflight == 0 && w.phase >= PHASE_RUN && o->mode != MODE_STORM) {
+                every = (int64_t)(o->heartbeat * 1e9) / 10;
+                every = every < SCAN_EVERY ? SCAN_EVERY : every > SCAN_IDLE ? SCAN_IDLE : every;
+            }
+            w.next_scan = now + every;
         }
     }
     /* A ping still unanswered counts with its age so far: a stalled server shows in the max. */
