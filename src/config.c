@@ -87,6 +87,14 @@ static const config_key_t keys[] = {
         "IPv4 or IPv6 address to listen on"),
     /* 0 = one worker per CPU; 256 is far past the core counts where one loop per core pays. */
     NUM("app.workers", workers, 0, 256, "0", "worker threads (event loops); 0 = number of CPUs"),
+    /* 1: this process is the node, as before. More: a supervisor runs that many nodes on the
+     * same ports (src/supervisor.c), for machines where one process can't hold all sockets (the
+     * fd limit here is 20 000 per process: a million connections need ~53). 1024 at most: a
+     * million connections fit under even the common 1024-fd default with ~1000 processes; more
+     * is a typo, and each process costs threads, a few MB and two Redis connections. */
+    NUM("app.processes", processes, 1, 1024, "1",
+        "node processes on this machine, all on the same ports (SO_REUSEPORT) and one Redis; "
+        "> 1 needs redis.addr, and their cluster.nodeId is <nodeId>-<i>"),
     /* The seed's rooms 101, 102, 103, 104. */
     {"app.appIds", KEY_APP_IDS, offsetof(config_t, app_ids), sizeof FIELD(app_ids), 1, UINT32_MAX,
      NULL, "101,102,103,104",
@@ -366,10 +374,10 @@ static const char *check_api_key(const char *v) {
 }
 
 /* Node ids appear in Redis key names and channels: printable ASCII without spaces, at most
- * 64 bytes. */
+ * CONFIG_NODE_ID_MAX (64) bytes. */
 static const char *check_node_id(const char *v) {
     size_t n = strlen(v);
-    if (n > 64)
+    if (n > CONFIG_NODE_ID_MAX)
         return "must be at most 64 bytes";
     for (size_t i = 0; i < n; i++)
         if (v[i] <= ' ' || v[i] > '~')
@@ -532,6 +540,7 @@ void config_print_help(FILE *out) {
             "  -c, --config FILE  read FILE instead of " CONFIG_DEFAULT_FILE "\n"
             "  -h, --help         print this help and exit\n"
             "      --version      print the version and exit\n"
+            "      --processes M  short for --app.processes M\n"
             "\n"
             "Keys (flag, environment variable, default):\n");
     for (size_t i = 0; i < NKEYS; i++) {
@@ -770,9 +779,11 @@ static int next_flag(int argc, char **argv, int *i, flag_t *fl, char *err, size_
     memcpy(key, name, nlen);
     key[nlen] = '\0';
 
+    /* --processes M is short for --app.processes M: the one key typed often enough by hand. */
+    const char *full = strcasecmp(key, "processes") == 0 ? "app.processes" : key;
     if (strcasecmp(key, "config") == 0)
         fl->kind = FLAG_CONFIG;
-    else if ((fl->key = find_key(key)) != NULL)
+    else if ((fl->key = find_key(full)) != NULL)
         fl->kind = FLAG_KEY;
     else
         return fail(err, errlen, "unknown flag \"--%s\" (see --help)", key);
@@ -833,6 +844,23 @@ static int check_all(const config_t *cfg, char *err, size_t errlen) {
     if (cfg->http_port == cfg->ws_port)
         return fail(err, errlen, "app.httpPort and app.webSocketPort are both %d; they must differ",
                     cfg->http_port);
+    /* Without a shared Redis, M processes would be M separate nodes on the same ports, each
+     * knowing only its own users: a send would reach a user only if the kernel happened to give
+     * the request to the right process. */
+    if (cfg->processes > 1 && !cfg->redis_addr[0])
+        return fail(err, errlen,
+                    "app.processes is %d but redis.addr is empty: the processes share their users "
+                    "only through Redis (set redis.addr, or use app.processes 1)",
+                    cfg->processes);
+    /* Each process is <nodeId>-<i>; with a given nodeId the suffix must still fit. */
+    if (cfg->processes > 1 && cfg->cluster_node_id[0]) {
+        int digits = snprintf(NULL, 0, "%d", cfg->processes - 1);
+        if (strlen(cfg->cluster_node_id) + 1 + (size_t)digits > CONFIG_NODE_ID_MAX)
+            return fail(err, errlen,
+                        "cluster.nodeId is %zu bytes: with app.processes %d its processes' ids "
+                        "<nodeId>-<i> would pass %d bytes",
+                        strlen(cfg->cluster_node_id), cfg->processes, CONFIG_NODE_ID_MAX);
+    }
     return CONFIG_OK;
 }
 

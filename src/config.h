@@ -11,8 +11,9 @@
 
 #define IMGATE_VERSION "0.1.0"
 
-#define CONFIG_MAX_APPS 64
-#define CONFIG_STR      256
+#define CONFIG_MAX_APPS    64
+#define CONFIG_STR         256
+#define CONFIG_NODE_ID_MAX 64 /* cluster.nodeId: it is part of Redis key and channel names */
 
 typedef struct {
     /* app.* — the seed's keys */
@@ -27,6 +28,7 @@ typedef struct {
     char log_level[16];                /* app.logLevel: debug|info|warn|error|off */
     char bind_address[64];             /* app.bindAddress: IPv4 or IPv6 literal */
     int workers;                       /* app.workers: 0 = number of CPUs */
+    int processes;                     /* app.processes: > 1 = a supervisor of that many nodes */
     uint32_t app_ids[CONFIG_MAX_APPS]; /* app.appIds: the rooms a client may log in to */
     int app_id_count;
     uint32_t heartbeat_timeout;       /* app.heartbeatTimeout, seconds */
@@ -86,11 +88,11 @@ void config_defaults(config_t *cfg);
 
 /* Loads the whole chain: defaults, then the YAML file (`--config FILE`, else config/app.yaml
  * relative to the working directory if it exists), then every IMGATE_* variable of `envp`, then
- * the flags of argv (`--app.httpPort 9000`, `--app.httpPort=9000`, `--config F`, `--help`,
- * `--version`). `out` receives --help/--version text (NULL = stdout). Unknown keys in the file and
- * unknown IMGATE_* variables are ignored; an unknown flag is an error. Returns CONFIG_OK,
- * CONFIG_EXIT_HELP or CONFIG_ERR with a one-line message in err naming the source (file:line,
- * variable or flag) and the key. */
+ * the flags of argv (`--app.httpPort 9000`, `--app.httpPort=9000`, `--processes M` for
+ * `--app.processes M`, `--config F`, `--help`, `--version`). `out` receives --help/--version text
+ * (NULL = stdout). Unknown keys in the file and unknown IMGATE_* variables are ignored; an unknown
+ * flag is an error. Returns CONFIG_OK, CONFIG_EXIT_HELP or CONFIG_ERR with a one-line message in
+ * err naming the source (file:line, variable or flag) and the key. */
 int config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, char *err,
                 size_t errlen);
 

@@ -18,6 +18,7 @@
 #include "im/router.h"
 #include "im/session.h"
 #include "net/worker.h"
+#include "supervisor.h"
 #include "util/log.h"
 
 extern char **environ;
@@ -129,6 +130,13 @@ int main(int argc, char **argv) {
                  cfg.http_port);
     if (!cfg.allowed_origins[0])
         log_warn("app.allowedOrigins is empty: a WebSocket from any web page's origin is accepted");
+    /* app.processes > 1: this process becomes the master of that many nodes; each child comes
+     * back here as one of them (its own cluster.nodeId) and starts as usual. Before anything
+     * else starts: the children are forks. */
+    if (cfg.processes > 1 && (r = supervisor_run(&cfg)) != SUPERVISOR_CHILD) {
+        auth_free(auth);
+        return r == SUPERVISOR_OK ? 0 : 1;
+    }
     if ((r = log_open_access(cfg.log_file)) != 0)
         log_warn("cannot open access log %s: %s (continuing without it)", cfg.log_file,
                  strerror(-r));
