@@ -4,9 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "net/ws_error.h"
+#include "util/sha1.h"
 
 /* RFC 6455 §1.3: the GUID appended to the client's key before hashing. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -26,6 +25,25 @@ static char lower(char c) {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
+static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Base64 (RFC 4648 §4) of a 20-byte digest: 6 groups of 3 bytes, then 2 bytes and one '='. */
+static void b64_encode_20(const uint8_t in[SHA1_DIGEST_LEN], char out[WS_ACCEPT_KEY_LEN]) {
+    char *o = out;
+    for (int i = 0; i < 18; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = b64_digits[v >> 18];
+        *o++ = b64_digits[(v >> 12) & 63];
+        *o++ = b64_digits[(v >> 6) & 63];
+        *o++ = b64_digits[v & 63];
+    }
+    uint32_t v = (uint32_t)in[18] << 16 | (uint32_t)in[19] << 8;
+    *o++ = b64_digits[v >> 18];
+    *o++ = b64_digits[(v >> 12) & 63];
+    *o++ = b64_digits[(v >> 6) & 63];
+    *o = '=';
+}
+
 /* The key must be exactly 22 base64 characters and "==" (16 bytes, §4.1); surrounding spaces
  * and tabs (HTTP optional whitespace) are ignored. Nonzero bits in the unused low 4 bits of the
  * 22nd character are tolerated, as most decoders do: the key still decodes to 16 bytes. The accept
@@ -42,20 +60,13 @@ int ws_handshake_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_
     for (size_t i = 0; i < 22; i++)
         if (!is_b64(key[i]))
             return WS_ERR_BAD_KEY;
-    /* EVP_DecodeBlock counts the padding as zero bytes: 24 characters always give 18. */
-    unsigned char raw[18];
-    if (EVP_DecodeBlock(raw, (const unsigned char *)key, WS_KEY_B64_LEN) != 18)
-        return WS_ERR_BAD_KEY;
-
-    unsigned char text[WS_KEY_B64_LEN + sizeof ws_guid - 1];
+    /* 22 checked characters and "==" always decode to 16 bytes: nothing else to check. */
+    uint8_t text[WS_KEY_B64_LEN + sizeof ws_guid - 1];
     memcpy(text, key, WS_KEY_B64_LEN);
     memcpy(text + WS_KEY_B64_LEN, ws_guid, sizeof ws_guid - 1);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (!EVP_Digest(text, sizeof text, md, &md_len, EVP_sha1(), NULL) || md_len != 20)
-        return WS_ERR_NOMEM;
-    if (EVP_EncodeBlock((unsigned char *)out, md, 20) != WS_ACCEPT_KEY_LEN)
-        return WS_ERR_NOMEM;
+    uint8_t md[SHA1_DIGEST_LEN];
+    sha1(text, sizeof text, md);
+    b64_encode_20(md, out);
     out[WS_ACCEPT_KEY_LEN] = '\0';
     return 0;
 }

@@ -12,7 +12,7 @@
 /* Computes Sec-WebSocket-Accept for a client key into out (NUL-terminated). Returns 0, or
  * WS_ERR_BAD_KEY if the key is not the base64 encoding of exactly 16 bytes (RFC 6455 §4.1):
  * 22 base64 characters and "==", optionally surrounded by spaces/tabs, which are ignored.
- * (WS_ERR_NOMEM only if OpenSSL itself fails.) */
+ */
 int ws_handshake_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_KEY_LEN + 1]);
 
 /* True if a comma-separated header value (Connection, Upgrade) contains `token`, compared
