@@ -2,30 +2,37 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uthash.h>
 
-#define SHARDS  64 /* enough that 2–64 threads rarely meet on one lock */
-#define KEY_MAX (4 + IM_USER_ID_MAX)
-#define ROOMS   64 /* CONFIG_MAX_APPS */
+#define SHARDS 64 /* enough that 2–64 threads rarely meet on one lock */
+#define ROOMS  64 /* CONFIG_MAX_APPS */
 
+/* One (appId, userId) logged in here. Most users have one connection, kept inline; a second one
+ * moves them to an array. The room is an index into app.appIds (its appId is g_rooms[room]) and
+ * the userId follows the header: 26 bytes + the id, a 48-byte malloc chunk for ids up to 14
+ * bytes, 64 up to 19 (uthash's handle alone was 56). */
 typedef struct reg_user {
-    UT_hash_handle hh;
-    conn_ref_t *conns;    /* every connection of this user on this node */
+    struct reg_user *next; /* the shard's bucket chain */
+    union {
+        conn_ref_t one;   /* cap <= 1 */
+        conn_ref_t *many; /* cap > 1 */
+    } conns;
     uint32_t seq;         /* low 32 bits of the transition that brought it up */
     uint16_t nconns, cap; /* REGISTRY_DEVICES_MAX at most */
-    uint32_t app_id;
     uint8_t room;
-    uint8_t key_len;
-    char key[KEY_MAX + 1]; /* appId (4 bytes) then the userId, NUL-terminated */
+    uint8_t user_len;
+    char user[]; /* NUL-terminated */
 } reg_user_t;
 
+/* A shard: chained buckets (a power of two, grown when the chains average 2 entries). */
 typedef struct {
     pthread_mutex_t lock;
-    reg_user_t *users;
+    reg_user_t **buckets;
+    uint32_t nbuckets, count;
 } shard_t;
 
 typedef struct {
@@ -44,13 +51,23 @@ static int g_sub_count;
 static bool g_want_client;
 static _Atomic uint64_t g_dropped;
 
+static conn_ref_t *user_conns(reg_user_t *u) {
+    return u->cap > 1 ? u->conns.many : &u->conns.one;
+}
+
+static void user_free(reg_user_t *u) {
+    if (u->cap > 1)
+        free(u->conns.many);
+    free(u);
+}
+
 const char *registry_user_id(const reg_user_t *u, size_t *len) {
-    *len = (size_t)u->key_len - 4;
-    return u->key + 4;
+    *len = u->user_len;
+    return u->user;
 }
 
 uint32_t registry_user_app(const reg_user_t *u) {
-    return u->app_id;
+    return g_rooms[u->room];
 }
 
 int registry_init(const uint32_t *rooms, int room_count) {
@@ -58,7 +75,8 @@ int registry_init(const uint32_t *rooms, int room_count) {
         return -EINVAL;
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_init(&g_shards[i].lock, NULL);
-        g_shards[i].users = NULL;
+        g_shards[i].buckets = NULL;
+        g_shards[i].nbuckets = g_shards[i].count = 0;
     }
     memcpy(g_rooms, rooms, (size_t)room_count * sizeof *rooms);
     g_room_count = room_count;
@@ -73,13 +91,17 @@ int registry_init(const uint32_t *rooms, int room_count) {
 
 void registry_free(void) {
     for (int i = 0; i < SHARDS; i++) {
-        reg_user_t *u, *tmp;
-        HASH_ITER(hh, g_shards[i].users, u, tmp) {
-            HASH_DEL(g_shards[i].users, u);
-            free(u->conns);
-            free(u);
+        shard_t *sh = &g_shards[i];
+        for (uint32_t b = 0; b < sh->nbuckets; b++) {
+            for (reg_user_t *u = sh->buckets[b], *next; u; u = next) {
+                next = u->next;
+                user_free(u);
+            }
         }
-        pthread_mutex_destroy(&g_shards[i].lock);
+        free(sh->buckets);
+        sh->buckets = NULL;
+        sh->nbuckets = sh->count = 0;
+        pthread_mutex_destroy(&sh->lock);
     }
 }
 
@@ -111,30 +133,65 @@ static int room_index(uint32_t app_id) {
     return -1;
 }
 
-/* Registry key: the appId's 4 bytes then the userId. Returns its length. */
-static size_t make_key(char key[KEY_MAX + 1], uint32_t app_id, const char *user, size_t len) {
-    memcpy(key, &app_id, 4);
-    memcpy(key + 4, user, len);
-    key[4 + len] = '\0';
-    return 4 + len;
+/* FNV-1a of the appId's 4 bytes and the userId: the low bits pick the shard, the rest the
+ * bucket in it. */
+static uint32_t user_hash(uint32_t app_id, const char *user, size_t len) {
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 4; i++)
+        h = (h ^ ((app_id >> (8 * i)) & 0xff)) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)user[i]) * 16777619u;
+    return h;
 }
 
-/* FNV-1a, only to pick a shard; uthash hashes again inside it. */
-static shard_t *shard_of(const char *key, size_t len) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)key[i]) * 16777619u;
+/* Every entry of a locked shard, bucket by bucket. */
+#define SHARD_FOREACH(sh, u)                                                                       \
+    for (uint32_t b_ = 0; b_ < (sh)->nbuckets; b_++)                                               \
+        for (reg_user_t *u = (sh)->buckets[b_]; u; u = u->next)
+
+static shard_t *shard_of(uint32_t h) {
     return &g_shards[h % SHARDS];
 }
 
-/* Locks the shard of (app_id, user) and finds its entry (NULL if absent). The caller unlocks
- * the returned shard; key/klen receive the registry key. */
-static shard_t *lock_user(uint32_t app_id, const char *user, size_t len, char key[KEY_MAX + 1],
-                          size_t *klen, reg_user_t **u) {
-    *klen = make_key(key, app_id, user, len);
-    shard_t *sh = shard_of(key, *klen);
+static reg_user_t **bucket_of(shard_t *sh, uint32_t h) {
+    return &sh->buckets[(h / SHARDS) & (sh->nbuckets - 1)];
+}
+
+/* Doubles the shard's buckets (16 at first) once its chains average 2 entries. Under the shard
+ * lock: a few times in a shard's life, and a failed malloc just keeps the longer chains. */
+static int shard_grow(shard_t *sh) {
+    if (sh->nbuckets && sh->count < 2 * sh->nbuckets)
+        return 0;
+    uint32_t nb = sh->nbuckets ? sh->nbuckets * 2 : 16;
+    reg_user_t **fresh = calloc(nb, sizeof *fresh);
+    if (!fresh)
+        return sh->nbuckets ? 0 : -ENOMEM;
+    reg_user_t **old = sh->buckets;
+    uint32_t old_n = sh->nbuckets;
+    sh->buckets = fresh;
+    sh->nbuckets = nb;
+    for (uint32_t b = 0; b < old_n; b++) {
+        for (reg_user_t *u = old[b], *next; u; u = next) {
+            next = u->next;
+            reg_user_t **head = bucket_of(sh, user_hash(g_rooms[u->room], u->user, u->user_len));
+            u->next = *head;
+            *head = u;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* Locks the shard of (room, user) and finds its entry (NULL if absent). The caller unlocks the
+ * returned shard. */
+static shard_t *lock_user(int room, const char *user, size_t len, reg_user_t **out) {
+    uint32_t h = user_hash(g_rooms[room], user, len);
+    shard_t *sh = shard_of(h);
     pthread_mutex_lock(&sh->lock);
-    HASH_FIND(hh, sh->users, key, *klen, *u);
+    reg_user_t *u = sh->nbuckets ? *bucket_of(sh, h) : NULL;
+    while (u && !(u->room == room && u->user_len == len && memcmp(u->user, user, len) == 0))
+        u = u->next;
+    *out = u;
     return sh;
 }
 
@@ -153,12 +210,12 @@ static void event_post(presence_event_t *ev, const reg_user_t *u, bool up, uint6
     if (!ev)
         return;
     ev->up = up;
-    ev->app_id = u->app_id;
+    ev->app_id = g_rooms[u->room];
     ev->online = online;
     ev->seq = seq;
     ev->time = (uint64_t)time(NULL);
-    ev->user_len = (uint8_t)(u->key_len - 4);
-    memcpy(ev->user, u->key + 4, ev->user_len);
+    ev->user_len = u->user_len;
+    memcpy(ev->user, u->user, u->user_len);
     atomic_store_explicit(&ev->_refs, (uint32_t)g_sub_count + 1, memory_order_relaxed);
     for (int i = 0; i < g_sub_count; i++) {
         if (mailbox_post(g_subs[i].mb, g_subs[i].fn, ev) != 0) {
@@ -179,22 +236,24 @@ int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, 
     presence_event_t *ev = event_new();
     if (ev && client && g_want_client)
         snprintf(ev->client, sizeof ev->client, "%s", client);
-    char key[KEY_MAX + 1];
-    size_t klen;
     reg_user_t *u;
-    shard_t *sh = lock_user(app_id, user, len, key, &klen, &u);
+    shard_t *sh = lock_user(room, user, len, &u);
     if (!u) {
-        u = calloc(1, sizeof *u);
-        if (!u) {
+        if (shard_grow(sh) != 0 || !(u = malloc(offsetof(reg_user_t, user) + len + 1))) {
             pthread_mutex_unlock(&sh->lock);
             free(ev);
             return -ENOMEM;
         }
-        memcpy(u->key, key, klen + 1);
-        u->key_len = (uint8_t)klen;
-        u->app_id = app_id;
+        memset(u, 0, offsetof(reg_user_t, user));
+        memcpy(u->user, user, len);
+        u->user[len] = '\0';
+        u->user_len = (uint8_t)len;
         u->room = (uint8_t)room;
-        HASH_ADD_KEYPTR(hh, sh->users, u->key, klen, u);
+        u->cap = 1;
+        reg_user_t **head = bucket_of(sh, user_hash(app_id, user, len));
+        u->next = *head;
+        *head = u;
+        sh->count++;
     }
     if (u->nconns == REGISTRY_DEVICES_MAX) {
         pthread_mutex_unlock(&sh->lock);
@@ -202,22 +261,22 @@ int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, 
         return -EMLINK;
     }
     if (u->nconns == u->cap) {
-        uint32_t cap = u->cap ? (uint32_t)u->cap * 2 : 1;
+        /* A second device: from the inline reference to an array, doubled as it fills. */
+        uint32_t cap = (uint32_t)u->cap * 2;
         cap = cap > REGISTRY_DEVICES_MAX ? REGISTRY_DEVICES_MAX : cap;
-        conn_ref_t *conns = realloc(u->conns, cap * sizeof *conns);
+        conn_ref_t *conns =
+            u->cap > 1 ? realloc(u->conns.many, cap * sizeof *conns) : malloc(cap * sizeof *conns);
         if (!conns) {
-            if (u->nconns == 0) {
-                HASH_DEL(sh->users, u);
-                free(u);
-            }
             pthread_mutex_unlock(&sh->lock);
             free(ev);
             return -ENOMEM;
         }
-        u->conns = conns;
+        if (u->cap == 1)
+            conns[0] = u->conns.one;
+        u->conns.many = conns;
         u->cap = (uint16_t)cap;
     }
-    u->conns[u->nconns++] = ref;
+    user_conns(u)[u->nconns++] = ref;
     if (u->nconns == 1) {
         uint64_t seq = atomic_fetch_add_explicit(&g_seq, 1, memory_order_relaxed) + 1;
         u->seq = (uint32_t)seq;
@@ -238,17 +297,23 @@ int registry_add(uint32_t app_id, const char *user, size_t len, conn_ref_t ref, 
 
 void registry_remove(reg_user_t *u, conn_ref_t ref) {
     presence_event_t *ev = event_new();
-    shard_t *sh = shard_of(u->key, u->key_len);
+    uint32_t h = user_hash(g_rooms[u->room], u->user, u->user_len);
+    shard_t *sh = shard_of(h);
     pthread_mutex_lock(&sh->lock);
+    conn_ref_t *conns = user_conns(u);
     for (uint32_t i = 0; i < u->nconns; i++) {
-        if (u->conns[i] == ref) {
-            u->conns[i] = u->conns[--u->nconns];
+        if (conns[i] == ref) {
+            conns[i] = conns[--u->nconns];
             break;
         }
     }
     bool last = u->nconns == 0;
     if (last) {
-        HASH_DEL(sh->users, u);
+        reg_user_t **p = bucket_of(sh, h);
+        while (*p != u)
+            p = &(*p)->next;
+        *p = u->next;
+        sh->count--;
         uint64_t seq = atomic_fetch_add_explicit(&g_seq, 1, memory_order_relaxed) + 1;
         atomic_fetch_sub_explicit(&g_user_count, 1, memory_order_relaxed);
         uint32_t online =
@@ -260,8 +325,7 @@ void registry_remove(reg_user_t *u, conn_ref_t ref) {
     free(ev);
     if (last) {
         /* Nobody else can reach u now: it left the registry with its last connection. */
-        free(u->conns);
-        free(u);
+        user_free(u);
     }
 }
 
@@ -271,13 +335,14 @@ uint32_t registry_lookup(uint32_t app_id, const char *user, size_t len, conn_ref
                          uint32_t max) {
     if (len == 0 || len > IM_USER_ID_MAX)
         return 0;
-    char key[KEY_MAX + 1];
-    size_t klen;
+    int room = room_index(app_id);
+    if (room < 0)
+        return 0;
     reg_user_t *u;
-    shard_t *sh = lock_user(app_id, user, len, key, &klen, &u);
+    shard_t *sh = lock_user(room, user, len, &u);
     uint32_t n = u ? u->nconns : 0;
     if (n)
-        memcpy(refs, u->conns, (n < max ? n : max) * sizeof *refs);
+        memcpy(refs, user_conns(u), (n < max ? n : max) * sizeof *refs);
     pthread_mutex_unlock(&sh->lock);
     return n;
 }
@@ -303,17 +368,17 @@ static size_t list_users(uint32_t app_id, bool keys, buf_t *out) {
     for (int i = 0; i < SHARDS; i++) {
         shard_t *sh = &g_shards[i];
         pthread_mutex_lock(&sh->lock);
-        for (reg_user_t *u = sh->users; u; u = u->hh.next) {
-            if (app_id && u->app_id != app_id)
+        SHARD_FOREACH(sh, u) {
+            if (app_id && g_rooms[u->room] != app_id)
                 continue;
             if (count++)
                 buf_append_str(out, ",");
             char key[16 + IM_USER_ID_MAX];
-            int n = keys ? snprintf(key, sizeof key, "%u_%s", u->app_id, u->key + 4) : 0;
+            int n = keys ? snprintf(key, sizeof key, "%u_%s", g_rooms[u->room], u->user) : 0;
             if (keys)
                 im_json_escape(out, key, (size_t)n);
             else
-                im_json_escape(out, u->key + 4, (size_t)u->key_len - 4);
+                im_json_escape(out, u->user, u->user_len);
         }
         pthread_mutex_unlock(&sh->lock);
     }
@@ -343,8 +408,8 @@ void registry_foreach_user(registry_visit_fn fn, void *ctx) {
     for (int i = 0; i < SHARDS; i++) {
         shard_t *sh = &g_shards[i];
         pthread_mutex_lock(&sh->lock);
-        for (reg_user_t *u = sh->users; u; u = u->hh.next)
-            fn(ctx, u->app_id, u->key + 4, (size_t)u->key_len - 4, u->seq);
+        SHARD_FOREACH(sh, u)
+        fn(ctx, g_rooms[u->room], u->user, u->user_len, u->seq);
         pthread_mutex_unlock(&sh->lock);
     }
 }
@@ -353,7 +418,7 @@ int registry_snapshot(mailbox_t *mb, mailbox_fn fn) {
     for (int i = 0; i < SHARDS; i++) {
         shard_t *sh = &g_shards[i];
         pthread_mutex_lock(&sh->lock);
-        uint32_t n = HASH_COUNT(sh->users);
+        uint32_t n = sh->count;
         /* One allocation per shard, under its lock: 64 per snapshot, a few per minute. */
         registry_snapshot_t *part = malloc(sizeof *part + n * sizeof part->users[0]);
         if (!part) {
@@ -362,11 +427,11 @@ int registry_snapshot(mailbox_t *mb, mailbox_fn fn) {
         }
         part->count = 0;
         part->last = i == SHARDS - 1;
-        for (reg_user_t *u = sh->users; u; u = u->hh.next) {
+        SHARD_FOREACH(sh, u) {
             uint32_t k = part->count++;
-            part->users[k].app_id = u->app_id;
-            part->users[k].user_len = (uint8_t)(u->key_len - 4);
-            memcpy(part->users[k].user, u->key + 4, (size_t)u->key_len - 4 + 1);
+            part->users[k].app_id = g_rooms[u->room];
+            part->users[k].user_len = u->user_len;
+            memcpy(part->users[k].user, u->user, (size_t)u->user_len + 1);
             part->users[k].seq = u->seq;
         }
         int r = mailbox_post_always(mb, fn, part);

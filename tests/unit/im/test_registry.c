@@ -321,6 +321,78 @@ static void test_snapshot_stands_between_events(void **state) {
     registry_free();
 }
 
+/* Many users in both rooms: the shards' buckets grow while entries stay reachable; the same
+ * userId in two rooms is two entries; removals in any order unlink the right one; a user's
+ * devices move from the inline reference to an array and back down to none. */
+static void test_many_users_and_devices(void **state) {
+    (void)state;
+    enum { USERS = 20000 };
+    assert_int_equal(registry_init(rooms, 2), 0);
+    static struct reg_user *entry[2][USERS];
+    char name[IM_USER_ID_MAX + 1];
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < USERS; i++) {
+            int n = snprintf(name, sizeof name, "user-%d", i);
+            conn_ref_t ref = conn_ref_make((uint32_t)r, (uint32_t)i, 1);
+            assert_int_equal(registry_add(rooms[r], name, (size_t)n, ref, NULL, &entry[r][i], NULL),
+                             0);
+        }
+    }
+    assert_int_equal(registry_user_count(), 2 * USERS);
+    /* the longest id the protocol allows */
+    const char *longest = "abcdefghijklmnopqrs";
+    struct reg_user *lu;
+    assert_int_equal(registry_add(101, longest, strlen(longest), 7, NULL, &lu, NULL), 0);
+    size_t len;
+    assert_string_equal(registry_user_id(lu, &len), longest);
+    assert_int_equal(len, IM_USER_ID_MAX);
+    assert_int_equal(registry_user_app(lu), 101);
+    registry_remove(lu, 7);
+    for (int i = 0; i < USERS; i++) {
+        int n = snprintf(name, sizeof name, "user-%d", i);
+        conn_ref_t got[2];
+        assert_int_equal(registry_lookup(102, name, (size_t)n, got, 2), 1);
+        assert_true(got[0] == conn_ref_make(1, (uint32_t)i, 1));
+        assert_int_equal(registry_user_app(entry[1][i]), 102);
+    }
+    /* room 101: every odd user leaves, from the last to the first */
+    for (int i = USERS - 1; i >= 0; i--)
+        if (i % 2)
+            registry_remove(entry[0][i], conn_ref_make(0, (uint32_t)i, 1));
+    assert_int_equal(registry_user_count(), 2 * USERS - USERS / 2);
+    assert_int_equal(registry_room_online(0), USERS / 2);
+    for (int i = 0; i < USERS; i++) {
+        int n = snprintf(name, sizeof name, "user-%d", i);
+        assert_int_equal(registry_online(101, name, (size_t)n), i % 2 == 0);
+        assert_true(registry_online(102, name, (size_t)n));
+    }
+    buf_t out = {0};
+    assert_int_equal(registry_list_users(101, &out), USERS / 2);
+    buf_free(&out);
+    /* devices: one inline, then 5 in an array, removed in a mixed order */
+    const char *dev = "user-0";
+    struct reg_user *d = entry[0][0];
+    for (uint32_t k = 1; k <= 4; k++) {
+        struct reg_user *same;
+        assert_int_equal(
+            registry_add(101, dev, strlen(dev), conn_ref_make(0, 100000 + k, 1), NULL, &same, NULL),
+            0);
+        assert_ptr_equal(same, d);
+    }
+    conn_ref_t got[8];
+    assert_int_equal(registry_lookup(101, dev, strlen(dev), got, 8), 5);
+    uint32_t order[] = {100002, 0, 100004, 100001};
+    for (int k = 0; k < 4; k++) {
+        registry_remove(d, conn_ref_make(0, order[k], 1));
+        assert_int_equal(registry_lookup(101, dev, strlen(dev), got, 8), (uint32_t)(4 - k));
+        for (uint32_t j = 0; j < (uint32_t)(4 - k); j++)
+            for (int m = 0; m <= k; m++)
+                assert_false(got[j] == conn_ref_make(0, order[m], 1));
+    }
+    assert_true(got[0] == conn_ref_make(0, 100003, 1));
+    registry_free();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multi_device_and_events),
@@ -328,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_full_mailbox_counts_dropped_events),
         cmocka_unit_test(test_transitions_keep_their_order_across_threads),
         cmocka_unit_test(test_snapshot_stands_between_events),
+        cmocka_unit_test(test_many_users_and_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
