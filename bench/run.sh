@@ -10,10 +10,11 @@
 # end bench/table.py prints a markdown table of the medians (also saved next to the results).
 #
 # Scenarios (full sizes; --quick: one run, smaller sizes, for a smoke test):
-#   rss          19 000 idle logged-in connections held 3 s; RSS per connection right after the
-#                connect phase (imgate-bench's rss_per_conn_b) and at the end of the hold (imgate
-#                calls malloc_trim every 2 s, so a 3-s hold always contains a trim >= 1 s after
-#                the connect phase)
+#   rss          19 000 idle logged-in connections held 3 s; RSS per connection from the fresh
+#                process's VmRSS (what an outsider measures) right after the connect phase and at
+#                the end of the hold (imgate calls malloc_trim every 2 s, so a 3-s hold always
+#                contains a trim >= 1 s after the connect phase); also from after a 2-connection
+#                warm-up (imgate-bench's rss_per_conn_b: the cost per connection alone)
 #   connect      10 000 connects + handshakes + logins as fast as possible (rate 0)
 #   connect_i100 the same with 100 set-ups in flight per client process instead of 1000
 #   fanout_http  10 000 receivers x 100 POST /user/sendMessageAll, one after another
@@ -97,9 +98,10 @@ scenario() {
     printf '   run %s  %-13s %-8s notices=%-5s ' "$run" "$name" "$server" "$notices" >&2
     start_server "$server" "$notices"
     if [ "$name" = rss ]; then
-        # RSS of the started server, then two connections that log in and leave: the first
-        # connection of each worker touches its per-worker buffers (~2 MB, once per process);
-        # the measured run then sees the cost per connection. Both numbers are reported.
+        # RSS of the just-started server (the fresh-start figure counts from it, as anyone who
+        # measures does), then two connections that log in and leave: the first connection of
+        # each worker touches its per-worker buffers, so the warm-up figure, counted from
+        # after them, is the cost per connection alone. Both are reported.
         extra="hold_s=$RSS_HOLD cold_rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$SRV_PID/status")"
         bench --mode conns --clients 2 --hold 0 --timeout 30
     fi

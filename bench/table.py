@@ -53,8 +53,8 @@ def cold_rss(r):
     return (end - start) * 1024 / n if None not in (end, start, n) and n else None
 
 
-def end_rss(r):
-    end, start, n = (num(r.get("server_rss_end_kb")), num(r.get("server_rss_start_kb")),
+def cold_end_rss(r):
+    end, start, n = (num(r.get("server_rss_end_kb")), num(r.get("cold_rss_kb")),
                      num(r.get("connected")))
     return (end - start) * 1024 / n if None not in (end, start, n) and n else None
 
@@ -63,7 +63,7 @@ def failures(r):
     return sum(num(r.get(k)) or 0 for k in FAILURE_KEYS if not k.startswith("srv_"))
 
 
-DERIVED = {"cpu_per_m": cpu_per_m, "cold_rss": cold_rss, "end_rss": end_rss,
+DERIVED = {"cpu_per_m": cpu_per_m, "cold_rss": cold_rss, "cold_end_rss": cold_end_rss,
            "failures": failures}
 
 
@@ -87,13 +87,15 @@ def fmt(v, unit):
 
 # (scenario, metric, label, unit, better): better is "high", "low" or None (no ratio).
 METRICS = {
-    # rss_per_conn_b is sampled right after the connect phase; end_rss at the end of the hold
-    # (after imgate's periodic malloc_trim), both from the same start sample.
-    "rss": [("rss_per_conn_b", "RSS per idle logged-in connection, after the connect phase, B",
+    # cold_rss: from the VmRSS of the just-started process (what an outsider measures; nothing
+    # warmed up), after the connect phase and at the end of the hold. rss_per_conn_b: from a
+    # sample taken after two connections have logged in and left (the first connection's fixed
+    # costs left out), i.e. the cost per connection alone.
+    "rss": [("cold_rss", "RSS per idle logged-in connection from a fresh start, B", "int", "low"),
+            ("cold_end_rss", "  same, at the end of the hold, B", "int", "low"),
+            ("rss_per_conn_b", "  after a warm-up of 2 connections (fixed costs left out), B",
              "int", "low"),
-            ("end_rss", "  same, at the end of the hold, B", "int", "low"),
-            ("cold_rss", "  after the connect phase, incl. the first connection's fixed ~2 MB, B",
-             "int", "low"),
+            ("cold_rss_kb", "  server RSS just started, KiB", "int", "low"),
             ("server_rss_kb", "  server RSS after the connect phase, KiB", "int", "low"),
             ("server_rss_end_kb", "  server RSS at the end of the hold, KiB", "int", "low")],
     "connect": [("connect_per_s", "connects+handshakes+logins /s", "int", "high"),
