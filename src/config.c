@@ -224,9 +224,16 @@ static const config_key_t keys[] = {
         "seconds after which a node that stopped refreshing its registration is removed, with "
         "its users"),
     /* 60 s: keeps heartbeatTime of the seed's presence record within a minute of now (tools of
-     * the seed count a record as online for 180 s); one batched script call per 500 users. */
+     * the seed count a record as online for 180 s); one batched script call per 500 users, two
+     * Redis commands per user (GET, SET). */
     NUM("cluster.presenceRefresh", cluster_presence_refresh, 1, 3600, "60",
         "seconds between refreshes of this node's presence records in Redis"),
+    /* 600 s: a full re-announce (every set rebuilt, users Redis has but the node has not taken
+     * down) also runs whenever changes were lost (reconnect, failed call, full mailbox); the
+     * periodic one only repairs what someone else changed in Redis. ~8 commands per user, so
+     * not every minute: at 1 M users that alone was ~170 000 commands/s. */
+    NUM("cluster.presenceSync", cluster_presence_sync, 1, 86400, "600",
+        "seconds between full re-announces of this node's users in Redis (repairs drift)"),
     /* 3 s: Redis answers in well under a millisecond; a link that has not answered for 3 s is
      * broken: it is dropped and reconnected, and what waited on it answers 503 / 1004. */
     NUM("cluster.requestTimeout", cluster_request_timeout, 100, 60000, "3000",

@@ -67,6 +67,7 @@ typedef struct {
     char cluster_node_id[CONFIG_STR];  /* cluster.nodeId: "" = generated at start */
     uint32_t cluster_node_timeout;     /* cluster.nodeTimeout, seconds */
     uint32_t cluster_presence_refresh; /* cluster.presenceRefresh, seconds */
+    uint32_t cluster_presence_sync;    /* cluster.presenceSync, seconds */
     uint32_t cluster_request_timeout;  /* cluster.requestTimeout, milliseconds */
     uint32_t cluster_max_pending;      /* cluster.maxPending: Redis commands in flight */
     /* auth.* — ours: login's serviceToken as a JWT (im/auth.h) */

@@ -335,10 +335,21 @@ static void state_json(buf_t *data, const buf_t *peers) {
         buf_printf(&workers,
                    "%s{\"id\":%d,\"connections\":%u,\"webSockets\":%u,\"loggedIn\":%u,"
                    "\"mailbox\":{\"posted\":%llu,\"dropped\":%llu,\"depth\":%u,"
-                   "\"highWater\":%u}}",
+                   "\"highWater\":%u},\"slabs\":{",
                    i ? "," : "", i, worker_conn_count(w), ws, hub_worker_logged_in(w),
                    (unsigned long long)mb.posted, (unsigned long long)mb.dropped, mb.depth,
                    mb.high_water);
+        slab_stats_t sl[2];
+        worker_slab_stats(w, &sl[0], &sl[1]);
+        for (int k = 0; k < 2; k++)
+            buf_printf(&workers,
+                       "%s\"%s\":{\"live\":%llu,\"objects\":%llu,\"chunks\":%llu,"
+                       "\"spare\":%llu,\"bytes\":%llu,\"released\":%llu}",
+                       k ? "," : "", k ? "writeQueue" : "conns", (unsigned long long)sl[k].live,
+                       (unsigned long long)sl[k].objects, (unsigned long long)sl[k].chunks,
+                       (unsigned long long)sl[k].spare, (unsigned long long)sl[k].bytes,
+                       (unsigned long long)sl[k].released);
+        buf_append_str(&workers, "}}");
     }
     buf_append_str(&workers, "]");
     buf_printf(data,

@@ -28,6 +28,7 @@
     X(presenceCalls)                                                                               \
     X(presenceLost)                                                                                \
     X(syncs)                                                                                       \
+    X(refreshes)                                                                                   \
     X(syncStale)                                                                                   \
     X(nodesReaped)                                                                                 \
     X(usersReaped)                                                                                 \
@@ -68,6 +69,8 @@ typedef struct {
     bool sync_open;     /* changes also mark the sync set: until sync_done is sent */
     bool need_sync;     /* changes were lost (Redis down, a call failed): re-announce */
     uint64_t last_sync_ms;
+    bool refreshing; /* a refresh's snapshot is arriving */
+    uint64_t last_refresh_ms;
     /* nodes (nodes.c) */
     bool registered;       /* registered since the link came up */
     uint64_t beat_seen_ms; /* when our own heartbeat last came back on the subscriptions link */

@@ -9,8 +9,11 @@
  * parts arrive in the same mailbox exactly between the events before and after them; every
  * user in it becomes a P change (present), collected in the node's sync set too; at the end, the
  * users the node's set still has but the sync set has not went down meanwhile and are taken
- * down. The same sync every cluster.presenceRefresh seconds keeps the seed record's
- * heartbeatTime fresh and repairs whatever drifted. */
+ * down. The same sync every cluster.presenceSync seconds repairs whatever else drifted.
+ *
+ * A refresh (every cluster.presenceRefresh seconds) is lighter: from a snapshot too, each user
+ * becomes an R change, which only gives an online seed record a fresh heartbeatTime (GET, SET)
+ * and repairs a missing one; no set is touched. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,13 +229,40 @@ void presence_start_sync(void) {
     g_cluster.syncing = g_cluster.sync_open = true;
     g_cluster.need_sync = false;
     g_sync_failed = false;
-    g_cluster.last_sync_ms = clock_mono_ms();
+    g_cluster.last_sync_ms = g_cluster.last_refresh_ms = clock_mono_ms(); /* a sync refreshes too */
     CLUSTER_COUNT(syncs);
     if (registry_snapshot(&g_cluster.mb, presence_on_snapshot) != 0) {
         log_warn("cluster: cannot take a snapshot of the local users; will retry");
         g_cluster.need_sync = true;
         /* Parts already queued arrive with syncing set; the last one never comes: end here. */
         g_cluster.syncing = g_cluster.sync_open = false;
+    }
+}
+
+static void presence_on_refresh(void *ctx, void *arg) {
+    registry_snapshot_t *part = arg;
+    if (cluster_usable() && !atomic_load(&g_cluster.leaving)) {
+        for (uint32_t i = 0; i < part->count; i++)
+            add_change('R', part->users[i].app_id, part->users[i].user, part->users[i].user_len,
+                       NULL);
+    }
+    if (part->last) {
+        presence_flush();
+        g_cluster.refreshing = false;
+    }
+    free(part);
+}
+
+static void presence_start_refresh(void) {
+    if (g_cluster.refreshing || g_cluster.syncing || g_cluster.sync_open || !cluster_usable() ||
+        atomic_load(&g_cluster.leaving))
+        return;
+    g_cluster.last_refresh_ms = clock_mono_ms();
+    CLUSTER_COUNT(refreshes);
+    g_cluster.refreshing = true;
+    if (registry_snapshot(&g_cluster.mb, presence_on_refresh) != 0) {
+        log_warn("cluster: cannot take a snapshot of the local users; will retry");
+        g_cluster.refreshing = false; /* parts already queued refresh their users anyway */
     }
 }
 
@@ -255,7 +285,10 @@ void presence_tick(uint64_t now_ms) {
         dropped_seen = dropped;
         g_cluster.need_sync = true;
     }
+    uint64_t sync_ms = (uint64_t)g_cluster.cfg->cluster_presence_sync * 1000u;
     uint64_t refresh_ms = (uint64_t)g_cluster.cfg->cluster_presence_refresh * 1000u;
-    if (g_cluster.need_sync || now_ms - g_cluster.last_sync_ms >= refresh_ms)
+    if (g_cluster.need_sync || now_ms - g_cluster.last_sync_ms >= sync_ms)
         presence_start_sync();
+    else if (now_ms - g_cluster.last_refresh_ms >= refresh_ms)
+        presence_start_refresh();
 }

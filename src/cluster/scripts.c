@@ -27,10 +27,12 @@
     "  end\n"                                                                                      \
     "end\n"
 
-/* U: a login (a new record, as the seed writes one per login); P: present (re-announce or
- * refresh: an online record only gets heartbeatTime = now); D: down. The first node of a user
- * in the cluster makes it enter the room: e<app> <len>:<user><online>. While re-announcing
- * (syncing), the node's users are also collected in its sync set. */
+/* U: a login (a new record, as the seed writes one per login); P: present (re-announce: the
+ * user's sets again, and an online record only gets heartbeatTime = now); R: refresh (an online
+ * record gets heartbeatTime = now, two commands; a missing or logged-off one is repaired as P
+ * does); D: down. The first node of a user in the cluster makes it enter the room:
+ * e<app> <len>:<user><online>. While re-announcing (syncing), the node's users are also
+ * collected in its sync set. */
 static const char presence_lua[] = LUA_USER_DOWN
     "local node, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "local accIp, accPort, syncing = ARGV[4], ARGV[5], ARGV[6] == '1'\n"
@@ -39,21 +41,25 @@ static const char presence_lua[] = LUA_USER_DOWN
     "for i = 7, #ARGV - 4, 5 do\n"
     "  local op, app, user, ujson, client = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]\n"
     "  local ukey = app .. '_' .. user\n"
+    "  local recKey = 'acc:user:online:' .. ukey\n"
+    "  local rec = false\n"
+    "  if op == 'P' or op == 'R' then rec = redis.call('GET', recKey) end\n"
+    "  local online = rec and string.find(rec, '\"isLogoff\":false', 1, true)\n"
     "  if op == 'D' then\n"
     "    if syncing then redis.call('SREM', syncKey, ukey) end\n"
     "    user_down(node, app, user, now, ttl)\n"
+    "  elseif op == 'R' and online then\n"
+    "    rec = string.gsub(rec, '\"heartbeatTime\":%d+', '\"heartbeatTime\":' .. now, 1)\n"
+    "    redis.call('SET', recKey, rec, 'EX', ttl)\n"
     "  else\n"
     "    local nodesKey = 'imgate:user:' .. ukey\n"
-    "    local recKey = 'acc:user:online:' .. ukey\n"
     "    local roomKey = 'imgate:room:' .. app\n"
     "    local added = redis.call('SADD', nodesKey, node)\n"
     "    redis.call('SADD', nodeUsers, ukey)\n"
     "    if syncing then redis.call('SADD', syncKey, ukey) end\n"
     "    local first = added == 1 and redis.call('SCARD', nodesKey) == 1\n"
     "    if first then redis.call('SADD', roomKey, user) end\n"
-    "    local rec = false\n"
-    "    if op == 'P' then rec = redis.call('GET', recKey) end\n"
-    "    if rec and string.find(rec, '\"isLogoff\":false', 1, true) then\n"
+    "    if online then\n"
     "      rec = string.gsub(rec, '\"heartbeatTime\":%d+', '\"heartbeatTime\":' .. now, 1)\n"
     "    else\n"
     "      rec = '{\"accIp\":' .. accIp .. ',\"accPort\":\"' .. accPort .. '\",\"appID\":' .. app "

@@ -40,7 +40,7 @@ static int conn_fd(const conn_t *c) {
 
 conn_ref_t conn_ref(const conn_t *c) {
     worker_t *w = conn_worker(c);
-    return conn_ref_make(w->id, c->_slot, w->_gens[c->_slot]);
+    return conn_ref_make(w->id, slab_index(&w->_conn_slab, c), c->_gen);
 }
 
 void conn_set_timeout(conn_t *c, uint32_t seconds) {
@@ -67,21 +67,21 @@ void conn_peer_name(const conn_t *c, char *out, size_t len) {
 }
 
 conn_t *conn_accept(worker_t *w, int fd, uint16_t flags) {
-    conn_t *c = calloc(1, sizeof *c + w->cfg->conn_ext_size);
+    conn_t *c = slab_calloc(&w->_conn_slab);
     if (!c)
         return NULL;
+    /* The slab index is the slot of conn_ref_t: 24 bits (16 M connections per worker). */
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (slab_index(&w->_conn_slab, c) > 0xFFFFFFu ||
+        epoll_ctl(w->_epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        slab_free(&w->_conn_slab, c);
+        return NULL;
+    }
     c->_fd = fd;
     c->_wid = (uint8_t)w->id;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (worker_slot_alloc(w, c) != 0) {
-        free(c);
-        return NULL;
-    }
-    if (epoll_ctl(w->_epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        worker_slot_free(w, c);
-        free(c);
-        return NULL;
-    }
+    if (++w->_gen_next == 0) /* after 2^32 accepts: 0 names no connection */
+        w->_gen_next = 1;
+    c->_gen = w->_gen_next;
     c->_state = CONN_HTTP;
     c->_flags = flags;
     c->_next = w->_conns;
@@ -233,10 +233,10 @@ void conn_abort(conn_t *c) {
     /* The HTTP reader or the WebSocket spill may hold the request or message a handler up the
      * stack is looking at: they go with the connection, in conn_free. */
     if (c->_flags & CONN_F_IP_COUNTED)
-        ip_limit_release(&w->_peer_keys[c->_slot]);
+        ip_limit_release(conn_peer_key(c));
     if (c->_flags & CONN_F_REFUSE)
         net_conn_refused_done();
-    worker_slot_free(w, c);
+    c->_gen = 0; /* references to it find nothing from here */
     if (c->_prev)
         c->_prev->_next = c->_next;
     else
@@ -271,7 +271,7 @@ void conn_free(conn_t *c) {
         ws_stream_free(&c->_ws);
     else
         http_reader_free(c->_http);
-    free(c);
+    slab_free(&conn_worker(c)->_conn_slab, c);
 }
 
 void conn_shutdown(conn_t *c) {

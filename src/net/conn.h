@@ -57,15 +57,16 @@ typedef struct conn {
         struct http_reader *_http; /* CONN_HTTP */
         ws_stream_t _ws;           /* CONN_WS and later */
     };
-    uint32_t _slot;     /* index in the worker's slot table */
+    uint32_t _gen;      /* the generation in conn_ref_t; 0 once aborted (refs find nothing) */
     uint32_t _deadline; /* monotonic seconds; 0 = none */
     uint32_t _wq_bytes; /* queued, unwritten bytes */
     uint32_t _wq_off;   /* bytes of the head item already written */
     /* the upper layer's per-connection data (net_config_t.conn_ext_size bytes) follows */
 } conn_t;
 
-/* A connection named across threads: worker index, slot and generation packed in 64 bits. A
- * stale reference (the connection closed, the slot reused) simply finds nothing. */
+/* A connection named across threads: worker index, slot (the connection's index in its worker's
+ * slab) and generation (unique per worker, never 0) packed in 64 bits. A stale reference (the
+ * connection closed, the slot reused) simply finds nothing. */
 typedef uint64_t conn_ref_t;
 
 static inline conn_ref_t conn_ref_make(uint32_t worker, uint32_t slot, uint32_t gen) {

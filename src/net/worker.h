@@ -14,6 +14,7 @@
 #include "net/ip_limit.h"
 #include "net/stats.h"
 #include "util/mailbox.h"
+#include "util/slab.h"
 
 struct worker;
 
@@ -95,14 +96,13 @@ typedef struct worker {
     conn_t **_prio;        /* connections answering their own input: flushed before pushes */
     size_t _prio_len, _prio_cap;
     conn_t *_reading; /* the connection whose input is being handled, if any */
-    struct wq_item *_wq_free;
-    size_t _wq_free_count;
 
-    conn_t **_slots; /* slot -> connection */
-    uint32_t *_gens; /* slot -> generation */
-    uint32_t *_free_slots;
-    ip_key_t *_peer_keys; /* slot -> client address; only with app.maxConnectionsPerIp */
-    uint32_t _slot_cap, _slot_used, _free_count;
+    /* Connections (conn_t + the upper layer's area + the peer's address with
+     * app.maxConnectionsPerIp), one slab object each; an object's slab index is the slot of its
+     * conn_ref_t, so there is no slot table. */
+    slab_t _conn_slab;
+    slab_t _wq_slab;    /* write queue items */
+    uint32_t _gen_next; /* the last generation given to a connection (0 is never given) */
 
     uint8_t *_rbuf; /* the read buffer shared by all of this worker's connections */
 
@@ -158,6 +158,9 @@ int worker_post(worker_t *w, mailbox_fn fn, void *arg);
 
 /* The counters of w's mailbox (any thread). */
 void worker_mailbox_stats(worker_t *w, mailbox_stats_t *out);
+
+/* The counts of w's slabs: connections and write queue items (any thread). */
+void worker_slab_stats(const worker_t *w, slab_stats_t *conns, slab_stats_t *queue);
 
 /* The same for an answer to a request in flight: not refused for capacity (see
  * mailbox_post_always). */

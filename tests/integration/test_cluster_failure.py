@@ -202,7 +202,7 @@ class ClusterFailureTest(unittest.TestCase):
     def test_users_redis_still_lists_but_the_node_lost_are_removed(self):
         # Presence drifted (changes lost while the link was down and Redis kept its data):
         # the periodic re-announce (every second here) repairs it, with an exit for the ghost.
-        a = self.node("a", **{"cluster.presenceRefresh": 1})
+        a = self.node("a", **{"cluster.presenceSync": 1})
         ob = self.client(a, uid("ob"))
         r = self.cluster.redis
         ghost = uid("ghost")
@@ -217,6 +217,34 @@ class ClusterFailureTest(unittest.TestCase):
               [ob.user], 4, what="the ghost removed and the real user back")
         ob.wait_for(lambda m: m.get("cmd") == "exit" and m["response"]["data"]["from"] == ghost)
         self.assertGreaterEqual(a.state()["cluster"]["counters"]["syncStale"], 1)
+
+    def test_refresh_freshens_records_and_leaves_the_sets_alone(self):
+        # The periodic refresh (every second here; a full re-announce only hourly) gives the
+        # seed record a new heartbeatTime and rewrites a lost record, with two commands per
+        # user: it neither repairs the sets (a ghost stays until a re-announce) nor re-adds them.
+        a = self.node("a", **{"cluster.presenceRefresh": 1, "cluster.presenceSync": 3600})
+        c1, c2 = self.client(a, uid("rf")), self.client(a, uid("rf"))
+        r = self.cluster.redis
+        ghost = uid("ghost")
+        r.cmd("SADD", "imgate:node:a:users", "101_" + ghost)
+        rec_key = "acc:user:online:101_" + c1.user
+        old = json.loads(r.cmd("GET", rec_key))
+        old["heartbeatTime"] = 12345
+        r.cmd("SET", rec_key, json.dumps(old, separators=(",", ":")))
+        r.cmd("DEL", "acc:user:online:101_" + c2.user)
+        syncs = a.state()["cluster"]["counters"]["syncs"]
+        refreshes = a.state()["cluster"]["counters"]["refreshes"]
+        until(lambda: json.loads(r.cmd("GET", rec_key))["heartbeatTime"] > 12345, 5,
+              what="a fresh heartbeatTime")
+        until(lambda: r.cmd("GET", "acc:user:online:101_" + c2.user), 5,
+              what="the lost record rewritten")
+        rec = json.loads(r.cmd("GET", rec_key))
+        self.assertEqual((rec["userID"], rec["isLogoff"], rec["loginTime"]),
+                         (c1.user, False, old["loginTime"]))
+        counters = a.state()["cluster"]["counters"]
+        self.assertGreater(counters["refreshes"], refreshes)
+        self.assertEqual(counters["syncs"], syncs)
+        self.assertEqual(r.cmd("SISMEMBER", "imgate:node:a:users", "101_" + ghost), 1)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ static const char *const all_keys[] = {
     "cluster.nodeId",
     "cluster.nodeTimeout",
     "cluster.presenceRefresh",
+    "cluster.presenceSync",
     "cluster.requestTimeout",
     "cluster.maxPending",
     "app.mailboxCapacity",

@@ -3,7 +3,10 @@
  *   messages are answered one at a time, in order, whether the answer comes at once or from a
  *   later loop turn; a deferred HTTP request that is never answered gets 504;
  * - conn_abort from inside a handler: the request and the message the handler holds stay
- *   readable until the loop's free point (the ASan build turns a use-after-free into a crash).
+ *   readable until the loop's free point (the ASan build turns a use-after-free into a crash);
+ * - references (conn_ref_t): a connection's reference finds it, and finds nothing once it is
+ *   aborted (even before its memory is freed) or closed, also when a new connection got the
+ *   same slot of the worker's slab.
  * Also run under ThreadSanitizer in `make test`. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,7 +92,7 @@ static unsigned touch(const void *p, size_t n) {
     return sum;
 }
 
-static volatile unsigned g_sink;
+static atomic_uint g_sink; /* both workers abort in handlers: atomic, for TSan */
 
 static void on_http(conn_t *c, const http_req_t *req) {
     const char *path = http_span_ptr(req, req->path);
@@ -105,19 +109,75 @@ static void on_http(conn_t *c, const http_req_t *req) {
         conn_defer(c);
     } else if (http_span_eq(req, req->path, "/abort")) {
         conn_abort(c);
-        g_sink += touch(http_span_ptr(req, req->url), req->url.len) +
-                  touch(http_span_ptr(req, req->body), req->body.len);
+        atomic_fetch_add(&g_sink, touch(http_span_ptr(req, req->url), req->url.len) +
+                                      touch(http_span_ptr(req, req->body), req->body.len));
     } else {
         reply_text(c, req, text);
     }
+}
+
+/* ---- references ---- */
+
+static _Atomic conn_ref_t g_remembered; /* "remember" stores the sender's reference */
+static atomic_int g_aborted_found = -1; /* "abort": did its reference still find it after? */
+
+/* "lookup": the remembered connection's worker says whether the reference finds it and whether
+ * a live connection there has its slot now; the asker gets that as a text. */
+typedef struct {
+    conn_ref_t asker, target;
+    bool reused;
+    char answer[32];
+} lookup_t;
+
+static void lookup_answer(void *ctx, void *arg) {
+    lookup_t *l = arg;
+    conn_t *c = worker_conn(ctx, l->asker);
+    if (c)
+        ws_text(c, l->answer, strlen(l->answer));
+    free(l);
+}
+
+static void find_slot(conn_t *c, void *arg) {
+    lookup_t *l = arg;
+    if (c != worker_conn(conn_worker(c), l->asker) &&
+        conn_ref_slot(conn_ref(c)) == conn_ref_slot(l->target))
+        l->reused = true;
+}
+
+static void lookup_task(void *ctx, void *arg) {
+    worker_t *w = ctx;
+    lookup_t *l = arg;
+    conn_t *c = worker_conn(w, l->target);
+    if (c)
+        assert_int_equal(conn_ref(c), l->target);
+    worker_foreach_conn(w, find_slot, l);
+    snprintf(l->answer, sizeof l->answer, "%s%s", c ? "found" : "gone",
+             !c && l->reused ? ",reused" : "");
+    assert_int_equal(
+        worker_post_reply(net_worker((int)conn_ref_worker(l->asker)), lookup_answer, l), 0);
+}
+
+static void lookup(conn_t *c) {
+    lookup_t *l = calloc(1, sizeof *l);
+    l->asker = conn_ref(c);
+    l->target = atomic_load(&g_remembered);
+    assert_int_equal(worker_post_reply(net_worker((int)conn_ref_worker(l->target)), lookup_task, l),
+                     0);
 }
 
 static void on_ws_message(conn_t *c, uint8_t *data, size_t len, bool binary) {
     if (len >= 6 && memcmp(data, "later:", 6) == 0) {
         defer_answer(c, (char *)data + 6, len - 6, 1);
     } else if (len == 5 && memcmp(data, "abort", 5) == 0) {
+        conn_ref_t ref = conn_ref(c);
         conn_abort(c);
-        g_sink += touch(data, len);
+        atomic_store(&g_aborted_found, worker_conn(conn_worker(c), ref) != NULL);
+        atomic_fetch_add(&g_sink, touch(data, len));
+    } else if (len == 8 && memcmp(data, "remember", 8) == 0) {
+        atomic_store(&g_remembered, conn_ref(c));
+        ws_text(c, "ok", 2);
+    } else if (len == 6 && memcmp(data, "lookup", 6) == 0) {
+        lookup(c);
     } else {
         ws_text(c, (char *)data, len);
     }
@@ -314,6 +374,37 @@ static void test_abort_inside_ws_handler(void **state) {
     char out[16];
     assert_int_equal(recv_upto(fd, out, sizeof out, 3000), 0);
     close(fd);
+    /* Its reference died with the abort (the handler stores that just after the socket
+     * closed, so give it a moment). */
+    for (int i = 0; i < 1000 && atomic_load(&g_aborted_found) < 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&g_aborted_found), 0);
+}
+
+/* A reference finds its connection while it lives; after it closed, nothing, even once a new
+ * connection sits in the same slot (the slab hands the freed object out again first). */
+static void test_stale_reference_finds_nothing(void **state) {
+    uint8_t buf[64];
+    char text[64];
+    int a = ws_open(), b = ws_open();
+    send_all(a, buf, client_frame(buf, "remember"));
+    read_texts(a, 1, text, sizeof text);
+    assert_string_equal(text, "ok");
+    send_all(b, buf, client_frame(buf, "lookup"));
+    read_texts(b, 1, text, sizeof text);
+    assert_string_equal(text, "found");
+    close(a);
+    usleep(200000);    /* the worker sees the EOF and frees it at the end of that loop turn */
+    enum { NEW = 16 }; /* spread over both workers: some land on a's */
+    int fresh[NEW];
+    for (int i = 0; i < NEW; i++)
+        fresh[i] = ws_open();
+    send_all(b, buf, client_frame(buf, "lookup"));
+    read_texts(b, 1, text, sizeof text);
+    assert_string_equal(text, "gone,reused");
+    for (int i = 0; i < NEW; i++)
+        close(fresh[i]);
+    close(b);
 }
 
 static int setup(void **state) {
@@ -365,6 +456,7 @@ int main(void) {
         cmocka_unit_test(test_abort_inside_http_handler),
         cmocka_unit_test(test_pipelined_ws_messages_keep_order),
         cmocka_unit_test(test_abort_inside_ws_handler),
+        cmocka_unit_test(test_stale_reference_finds_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
