@@ -175,6 +175,7 @@ def counts_table(v):
         r["redis_cmds"] = delta(v.redis(prev_snap, "total_commands_processed"),
                                 v.redis(snap, "total_commands_processed"))
         r["step_s"] = num(st.get("step_s"))
+        r["prev"] = prev_snap
         r["logins"] = None
         rows.append(r)
         prev_snap = snap
@@ -191,11 +192,12 @@ def print_counts(v, out):
     print("### %s kernel buffers (tcp_rmem %s, tcp_wmem %s)\n"
           % (v.name, v.kernel.get("net.ipv4.tcp_rmem", "?"), v.kernel.get("net.ipv4.tcp_wmem", "?")),
           file=out)
-    print("%d imgate processes (%s, app.workers %d, app.maxConnections %d, roomNotices %s), "
+    print("%d imgate processes (%s, app.workers %d, app.maxConnections %d, roomNotices %s%s), "
           "one redis-server %s; %d imgate-bench client processes; connect rate %d/s; "
           "commit %s.\n"
           % (m["processes"], "imgate --processes" if m["supervisor"] else "started one by one",
              m["workers"], m["max_conns"], "true" if m["notices"] else "false",
+             (", " + m["imgate_args"]) if m.get("imgate_args") else "",
              m.get("redis_version", "?"), m["bench_procs"], m["rate"], m["commit"]), file=out)
     head = ["logged-in connections"] + [fmt_int(r["n"]) for r in rows]
     print("| " + " | ".join(head) + " |", file=out)
@@ -253,6 +255,17 @@ def print_counts(v, out):
     line("CPU in the step: imgate, s (% of one core)", cpu("srv_cpu"))
     line("CPU in the step: Redis, s (%)", cpu("redis_cpu"))
     line("CPU in the step: imgate-bench, s (%)", cpu("cli_cpu"))
+    def machine(r):
+        a, b = r.get("prev"), r["snap"]
+        if not a or not b or not a.get("cpu") or not b.get("cpu"):
+            return "n/a"
+        ca, cb = a["cpu"], b["cpu"]
+        tot = sum(cb[k] - ca[k] for k in ("user", "nice", "system", "idle", "iowait", "irq",
+                                          "softirq", "steal"))
+        idle = cb["idle"] - ca["idle"] + cb["iowait"] - ca["iowait"]
+        steal = cb["steal"] - ca["steal"]
+        return "%.0f %% (steal %.0f %%)" % (200.0 * (tot - idle - steal) / tot, 200.0 * steal / tot) if tot else "n/a"
+    line("machine CPU busy in the step, % of 2 cores (all processes)", machine)
     line("Redis commands in the step (per login)",
          lambda r: "%s (%s)" % (fmt_int(r["redis_cmds"]),
                                 fmt(per(r["redis_cmds"], num(r["st"]["logins_per_s"]) * r["step_s"]
@@ -325,8 +338,8 @@ def print_redis(v, out):
           "time; peak = the highest commands/s between two samples a second apart; CPU = "
           "used_cpu_sys + used_cpu_user delta (100 %% = one core: Redis runs commands on one "
           "thread).\n" % v.name, file=out)
-    print("| phase | seconds | commands | commands/s | peak ops/s | Redis CPU % | CPU µs per command | used_memory at the end, MiB |", file=out)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|", file=out)
+    print("| phase | seconds | commands | commands/s | peak ops/s | Redis CPU % | CPU µs per command | used_memory at the end, MiB | slowest INFO, ms | machine: busy % / steal % of 2 CPUs |", file=out)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", file=out)
     labels = ["start"] + ["step-%d" % int(s["target"]) for s in v.steps] + \
         ["%s%d" % (p["kind"], i + 1) for i, p in enumerate(v.phases)]
     names = ["connect to %s" % fmt_int(num(s["target"])) for s in v.steps] + \
@@ -340,12 +353,23 @@ def print_redis(v, out):
         cmds = delta(v.redis(a, "total_commands_processed"), v.redis(b, "total_commands_processed"))
         cpu = delta(v.redis_cpu(a), v.redis_cpu(b))
         peak = v.peak_rate(a["t_end_ns"], b["t_ns"], "redis_total_commands_processed")
-        print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        slow = v.watch_between(a["t_end_ns"], b["t_ns"], "redis_info_ms")
+        ca, cb = a.get("cpu"), b.get("cpu")
+        busy = steal = None
+        if ca and cb:
+            tot = sum(cb[k] - ca[k] for k in ("user", "nice", "system", "idle", "iowait", "irq",
+                                              "softirq", "steal"))
+            if tot > 0:
+                busy = 200.0 * (tot - (cb["idle"] - ca["idle"]) - (cb["iowait"] - ca["iowait"])
+                                - (cb["steal"] - ca["steal"])) / tot
+                steal = 200.0 * (cb["steal"] - ca["steal"]) / tot
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |" % (
             name, fmt(secs, 1), fmt_int(cmds), fmt_int(per(cmds, secs)),
             fmt_int(peak),
             fmt(per(cpu * 100, secs) if cpu is not None else None, 1),
             fmt(per(cpu * 1e6, cmds) if cpu is not None else None, 1),
-            fmt(per(v.redis(b, "used_memory"), 2**20))), file=out)
+            fmt(per(v.redis(b, "used_memory"), 2**20)),
+            fmt(max(slow) if slow else None, 0), fmt(busy, 0), fmt(steal, 0)), file=out)
         if i < len(v.steps) and cpu:
             st = v.steps[i]
             logins = num(st["logins_per_s"]) * num(st["step_s"])
@@ -418,6 +442,22 @@ def print_notes(v, out):
                          mib(v.group_sum(start, "server", "VmRSS")),
                          (v.redis(closed, "used_memory") or 0) / 2**20,
                          (v.mem(start, "MemAvailable") - v.mem(closed, "MemAvailable")) / 1024))
+    end = v.snaps.get("end") or v.snaps.get("closed")
+    if start and end and start.get("tcpext") and end.get("tcpext"):
+        keys = ("TCPMemoryPressures", "PruneCalled", "RcvPruned", "TCPRcvQDrop", "TCPBacklogDrop",
+                "ListenOverflows", "ListenDrops", "TCPAbortOnMemory", "TCPTimeouts",
+                "TCPLossProbes", "TCPSynRetrans", "TCPReqQFullDrop")
+        moved = ["%s +%d" % (k, end["tcpext"].get(k, 0) - start["tcpext"].get(k, 0)) for k in keys
+                 if end["tcpext"].get(k, 0) != start["tcpext"].get(k, 0)]
+        notes.append("kernel TCP counters over the run (TcpExt, system-wide: other processes on the machine count too): " + (", ".join(moved) or
+                                                                      "none of memory pressure, "
+                                                                      "prunes, drops, listen "
+                                                                      "overflows, timeouts moved"))
+    mem = [w["tcp"].get("mem", 0) for w in v.watch if "tcp" in w]
+    if mem:
+        notes.append("TCP buffer memory peaked at %.0f MiB (sockstat, sampled each second; "
+                     "tcp_mem %s pages)" % (max(mem) * 4096 / 2**20,
+                                            v.kernel.get("net.ipv4.tcp_mem", "?")))
     low = [w["mem_available_kb"] for w in v.watch if w.get("mem_available_kb")]
     if low:
         notes.append("lowest MemAvailable sampled: %.1f GiB" % (min(low) / 2**20))

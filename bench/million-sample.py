@@ -14,8 +14,8 @@ The bench's pid may also come from IMGATE_BENCH_PID, which imgate-bench sets for
 
 A snapshot has, per process: utime+stime (clock ticks), VmRSS, RssAnon, RssFile, RssShmem
 (/proc/PID/status), Pss, Pss_Anon (/proc/PID/smaps_rollup) and open descriptors; the whole /proc/net/sockstat,
-/proc/meminfo and /proc/slabinfo; fs.file-nr; nf_conntrack_count when the table exists; and
-Redis INFO (all sections). Times are CLOCK_MONOTONIC (time.monotonic_ns), the bench's clock.
+/proc/meminfo and /proc/slabinfo; fs.file-nr; nf_conntrack_count when the table exists; /proc/stat's
+cpu line; the TcpExt counters of /proc/net/netstat; and Redis INFO (all sections). A watch row also says how long its INFO took. Times are CLOCK_MONOTONIC (time.monotonic_ns), the bench's clock.
 """
 import json
 import os
@@ -170,6 +170,29 @@ def slabinfo():
     return out
 
 
+def netstat():
+    """TcpExt counters of /proc/net/netstat (memory pressure, drops, listen overflows)."""
+    lines = (read("/proc/net/netstat") or "").splitlines()
+    out = {}
+    for head, vals in zip(lines[::2], lines[1::2]):
+        if head.startswith("TcpExt:"):
+            out.update({k: int(v) for k, v in zip(head.split()[1:], vals.split()[1:])})
+    return out
+
+
+def cpu_stat():
+    """/proc/stat: the machine's cpu line (ticks by kind) and procs_running/blocked."""
+    out = {}
+    for line in (read("/proc/stat") or "").splitlines():
+        f = line.split()
+        if f and f[0] == "cpu":
+            names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+            out.update({n: int(v) for n, v in zip(names, f[1:])})
+        elif f and f[0] in ("procs_running", "procs_blocked", "ctxt"):
+            out[f[0]] = int(f[1])
+    return out
+
+
 def conntrack():
     v = read("/proc/sys/net/netfilter/nf_conntrack_count")
     return int(v) if v else None
@@ -197,7 +220,8 @@ def snap(label):
         "label": label, "t_ns": t0, "wall": time.time(), "hz": HZ, "page": PAGE,
         "groups": groups, "sockstat": sockstat(), "meminfo": meminfo(), "slab": slabinfo(),
         "file_nr": (read("/proc/sys/fs/file-nr") or "").split(),
-        "conntrack_count": conntrack(), "redis": redis_info(port),
+        "conntrack_count": conntrack(), "cpu": cpu_stat(), "tcpext": netstat(),
+        "redis": redis_info(port),
     }
     out["t_end_ns"] = time.monotonic_ns()
     with open(os.path.join(DIR, "snap-%s.json" % label), "w") as f:
@@ -224,7 +248,14 @@ def watch(every):
             row["tcp"] = ss.get("TCP", {})
             mi = meminfo()
             row["mem_available_kb"] = mi.get("MemAvailable")
+            t_info = time.monotonic_ns()
             info = redis_info(port, "all") or {}
+            row["redis_info_ms"] = (time.monotonic_ns() - t_info) / 1e6
+            row["cpu"] = cpu_stat()
+            ext = netstat()
+            row["tcpext"] = {k: ext.get(k, 0) for k in ("ListenOverflows", "TCPSynRetrans",
+                                                        "TCPMemoryPressures", "PruneCalled",
+                                                        "TCPTimeouts")}
             for k in ("instantaneous_ops_per_sec", "total_commands_processed", "used_cpu_sys",
                       "used_cpu_user", "used_memory", "connected_clients", "keyspace_hits"):
                 if k in info:

@@ -5,6 +5,7 @@
 #   bench/million.sh [--counts N,N...] [--processes M] [--workers W] [--max-conns C]
 #                    [--rate R] [--conn-timeout S] [--kernel default|tuned|both]
 #                    [--idle S] [--direct-messages D] [--direct-rate R] [--notices]
+#                    [--imgate-args "FLAGS"]
 #                    [--timeout S] [--imgate PATH] [--bench PATH] [--manual] [--no-build]
 #                    [--quick]
 #
@@ -13,12 +14,16 @@
 # ports (SO_REUSEPORT), each with --app.workers W (1), --app.maxConnections C (19 000: a process
 # may hold 20 000 descriptors), --app.roomNotices false (--notices: true), --redis.addr and a
 # node id of its own: `imgate --processes M` when this imgate has it (the supervisor: node ids
-# m-0..m-<M-1>), else (or with --manual) M processes started here (m0..m<M-1>). M defaults to the largest count /
-# 17 500 rounded up (58 for 1 M): SO_REUSEPORT spreads connections by a hash, not evenly, so
-# each process is left ~1 500 connections of headroom below C.
+# m-0..m-<M-1>), else (or with --manual) M processes started here (m0..m<M-1>). M defaults to
+# the largest count / 18 200 rounded up (55 for 1 M): SO_REUSEPORT spreads connections by a
+# hash, not evenly (at 1 M over 55, sigma ~135), so each process is left ~800 connections of
+# headroom below C. --imgate-args adds flags to every
+# imgate process (word-split), e.g. "--cluster.requestTimeout 30000".
 #
-# Then one imgate-bench run (--mode conns) connects and logs in the users at --rate (10 000/s)
-# over ceil(N / 15 000) client processes and as many source addresses (127.0.0.2...), stopping
+# Then one imgate-bench run (--mode conns) connects and logs in the users at --rate (3 000/s:
+# what these 2 cores sustain at the end of the ramp, when heartbeats of a million connections
+# already take about half of them) over ceil(N / 15 000) client processes and as many source
+# addresses (127.0.0.2...), a connect+upgrade+login within --conn-timeout (30 s), stopping
 # at each of --counts (10 000, 100 000, 500 000, 1 000 000) to take a snapshot, and once all are
 # in, on the same held connections (all users in appID 101, one room):
 #   idle:S        S s (60) doing nothing but heartbeats every 30 s: CPU of imgate and Redis
@@ -51,9 +56,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-COUNTS=10000,100000,500000,1000000 PROCESSES=auto WORKERS=1 MAX_CONNS=19000 RATE=10000
+COUNTS=10000,100000,500000,1000000 PROCESSES=auto WORKERS=1 MAX_CONNS=19000 RATE=3000
 CONN_TIMEOUT=30 KERNEL=both IDLE=60 DIRECT_MSGS=10000 DIRECT_RATE=1000 NOTICES=false
-TIMEOUT=auto BUILD=1 IMGATE_BIN='' BENCH_BIN='' PER_PROCESS=17500 MANUAL=0
+TIMEOUT=auto BUILD=1 IMGATE_BIN='' BENCH_BIN='' PER_PROCESS=18200 MANUAL=0 IMGATE_ARGS=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --counts) COUNTS=${2:?}; shift 2 ;;
@@ -67,6 +72,7 @@ while [ $# -gt 0 ]; do
     --direct-messages) DIRECT_MSGS=${2:?}; shift 2 ;;
     --direct-rate) DIRECT_RATE=${2:?}; shift 2 ;;
     --notices) NOTICES=true; shift ;;
+    --imgate-args) IMGATE_ARGS=${2?}; shift 2 ;;
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
     --imgate) IMGATE_BIN=${2:?}; shift 2 ;;
     --bench) BENCH_BIN=${2:?}; shift 2 ;;
@@ -285,6 +291,8 @@ run_variant() {
         --app.httpPort "$http_port" --app.webSocketPort "$ws_port" --app.roomNotices "$NOTICES"
         --app.workers "$WORKERS" --app.maxConnections "$MAX_CONNS"
         --redis.addr "127.0.0.1:$redis_port")
+    # shellcheck disable=SC2206 # word-split on purpose: a list of flags
+    [ -z "$IMGATE_ARGS" ] || args+=($IMGATE_ARGS)
     local servers=() i how
     mkdir -p "$TMP/$variant/srv"
     if [ "$SUPERVISOR" = 1 ]; then
@@ -320,6 +328,7 @@ run_variant() {
 {"variant": "$variant", "counts": [$COUNTS], "processes": $PROCESSES, "workers": $WORKERS,
  "max_conns": $MAX_CONNS, "rate": $RATE, "idle_s": $IDLE, "direct_messages": $DIRECT_MSGS,
  "direct_rate": $DIRECT_RATE, "notices": $NOTICES, "supervisor": $SUPERVISOR,
+ "imgate_args": "$IMGATE_ARGS",
  "bench_procs": $BENCH_PROCS, "commit": "$(git -C "$ROOT" rev-parse --short HEAD)",
  "imgate": "$IMGATE", "bench": "$BENCH", "stamp": "$STAMP", "conntrack": "$CONNTRACK",
  "redis_version": "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"}
