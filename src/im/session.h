@@ -17,8 +17,8 @@ typedef struct session {
     uint32_t _msg_tat, _login_tat; /* app.messageRate, app.loginRate buckets (util/rate.h) */
 } session_t;
 
-/* 40 bytes: with the 64-byte conn_t, one 112-byte malloc chunk per connection (docs/design.md,
- * "Limits"); growing past it costs every connection 16 bytes. */
+/* 40 bytes: with the 64-byte conn_t, one 104-byte object of the worker's connection slab
+ * (docs/design.md, "Connections"); every byte more costs every connection a byte. */
 _Static_assert(sizeof(session_t) <= 40, "session_t grew past 40 bytes");
 
 static inline session_t *session_of(conn_t *c) {
