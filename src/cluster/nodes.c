@@ -79,6 +79,7 @@ static int reap_call(const char *node, const char *mode, redis_reply_fn fn, void
     redis_args_addf(&a, "%d", CLUSTER_RECORD_TTL);
     redis_args_addf(&a, "%d", CLUSTER_REAP_BATCH);
     redis_args_add_str(&a, mode);
+    redis_args_add_str(&a, g_cluster.cfg->room_notices ? "1" : "0");
     int rc = redis_args_send(&a, &g_cluster.cmd, fn, priv);
     redis_args_free(&a);
     return rc;

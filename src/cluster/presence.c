@@ -105,6 +105,7 @@ static void batch_begin(bool syncing) {
     redis_args_add_str(a, g_cluster.acc_ip_json);
     redis_args_addf(a, "%d", g_cluster.cfg->rpc_port);
     redis_args_add_str(a, syncing ? "1" : "0");
+    redis_args_add_str(a, g_cluster.cfg->room_notices ? "1" : "0");
     g_cluster.batch_syncing = syncing;
 }
 
@@ -185,6 +186,7 @@ static void send_sync_done(void) {
     redis_args_add_str(&a, g_cluster.node_id);
     redis_args_addf(&a, "%llu", (unsigned long long)time(NULL));
     redis_args_addf(&a, "%d", CLUSTER_RECORD_TTL);
+    redis_args_add_str(&a, g_cluster.cfg->room_notices ? "1" : "0");
     if (redis_args_send(&a, &g_cluster.cmd, on_sync_done, NULL) != 0)
         g_cluster.need_sync = true;
     redis_args_free(&a);

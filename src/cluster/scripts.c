@@ -1,14 +1,16 @@
 #include "cluster/scripts.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "util/sha1.h"
+
 /* Shared by the scripts that take a user down on a node: the user leaves the node's set; if
- * that was its last node in the cluster, it leaves the room, its record says logged off, and the
- * room hears `exit` with the room's count after it (x<app> <len>:<user><online>). */
+ * that was its last node in the cluster, it leaves the room, its record says logged off, and
+ * (notify: app.roomNotices) the room hears `exit` with the room's count after it
+ * (x<app> <len>:<user><online>). */
 #define LUA_USER_DOWN                                                                              \
-    "local function user_down(node, app, user, now, ttl)\n"                                        \
+    "local function user_down(node, app, user, now, ttl, notify)\n"                                \
     "  local ukey = app .. '_' .. user\n"                                                          \
     "  local nodesKey = 'imgate:user:' .. ukey\n"                                                  \
     "  redis.call('SREM', 'imgate:node:' .. node .. ':users', ukey)\n"                             \
@@ -22,8 +24,8 @@
     "      rec = string.gsub(rec, '\"isLogoff\":%a+', '\"isLogoff\":true', 1)\n"                   \
     "      redis.call('SET', recKey, rec, 'EX', ttl)\n"                                            \
     "    end\n"                                                                                    \
-    "    redis.call('PUBLISH', 'imgate:room:' .. app,\n"                                           \
-    "      'x' .. app .. ' ' .. #user .. ':' .. user .. redis.call('SCARD', roomKey))\n"           \
+    "    if notify then redis.call('PUBLISH', 'imgate:room:' .. app,\n"                            \
+    "      'x' .. app .. ' ' .. #user .. ':' .. user .. redis.call('SCARD', roomKey)) end\n"       \
     "  end\n"                                                                                      \
     "end\n"
 
@@ -36,9 +38,10 @@
 static const char presence_lua[] = LUA_USER_DOWN
     "local node, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "local accIp, accPort, syncing = ARGV[4], ARGV[5], ARGV[6] == '1'\n"
+    "local notify = ARGV[7] == '1'\n"
     "local nodeUsers = 'imgate:node:' .. node .. ':users'\n"
     "local syncKey = 'imgate:node:' .. node .. ':sync'\n"
-    "for i = 7, #ARGV - 4, 5 do\n"
+    "for i = 8, #ARGV - 4, 5 do\n"
     "  local op, app, user, ujson, client = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]\n"
     "  local ukey = app .. '_' .. user\n"
     "  local recKey = 'acc:user:online:' .. ukey\n"
@@ -47,7 +50,7 @@ static const char presence_lua[] = LUA_USER_DOWN
     "  local online = rec and string.find(rec, '\"isLogoff\":false', 1, true)\n"
     "  if op == 'D' then\n"
     "    if syncing then redis.call('SREM', syncKey, ukey) end\n"
-    "    user_down(node, app, user, now, ttl)\n"
+    "    user_down(node, app, user, now, ttl, notify)\n"
     "  elseif op == 'R' and online then\n"
     "    rec = string.gsub(rec, '\"heartbeatTime\":%d+', '\"heartbeatTime\":' .. now, 1)\n"
     "    redis.call('SET', recKey, rec, 'EX', ttl)\n"
@@ -70,7 +73,7 @@ static const char presence_lua[] = LUA_USER_DOWN
     "        ',\"qua\":\"\",\"deviceInfo\":\"\",\"isLogoff\":false}'\n"
     "    end\n"
     "    redis.call('SET', recKey, rec, 'EX', ttl)\n"
-    "    if first then\n"
+    "    if first and notify then\n"
     "      redis.call('PUBLISH', 'imgate:room:' .. app,\n"
     "        'e' .. app .. ' ' .. #user .. ':' .. user .. redis.call('SCARD', roomKey))\n"
     "    end\n"
@@ -83,6 +86,7 @@ static const char presence_lua[] = LUA_USER_DOWN
 static const char reap_lua[] = LUA_USER_DOWN
     "local node, now, ttl, batch, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),"
     " ARGV[5]\n"
+    "local notify = ARGV[6] == '1'\n"
     "if mode == 'dead' and redis.call('EXISTS', 'imgate:node:' .. node .. ':alive') == 1 then\n"
     "  return {-1, 0}\n"
     "end\n"
@@ -91,7 +95,8 @@ static const char reap_lua[] = LUA_USER_DOWN
     "for _, ukey in ipairs(popped) do\n"
     "  local sep = string.find(ukey, '_', 1, true)\n"
     "  if sep then\n"
-    "    user_down(node, string.sub(ukey, 1, sep - 1), string.sub(ukey, sep + 1), now, ttl)\n"
+    "    user_down(node, string.sub(ukey, 1, sep - 1), string.sub(ukey, sep + 1), now, ttl,\n"
+    "      notify)\n"
     "  end\n"
     "end\n"
     "local left = redis.call('SCARD', usersKey)\n"
@@ -159,14 +164,15 @@ static const char online_lua[] =
 /* One call however many are stale: they are the few that left while Redis could not be told
  * (SDIFF of the node's set and what the re-announce collected). */
 static const char sync_done_lua[] = LUA_USER_DOWN
-    "local node, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local node, now, ttl, notify = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'\n"
     "local usersKey = 'imgate:node:' .. node .. ':users'\n"
     "local syncKey = 'imgate:node:' .. node .. ':sync'\n"
     "local stale = redis.call('SDIFF', usersKey, syncKey)\n"
     "for _, ukey in ipairs(stale) do\n"
     "  local sep = string.find(ukey, '_', 1, true)\n"
     "  if sep then\n"
-    "    user_down(node, string.sub(ukey, 1, sep - 1), string.sub(ukey, sep + 1), now, ttl)\n"
+    "    user_down(node, string.sub(ukey, 1, sep - 1), string.sub(ukey, sep + 1), now, ttl,\n"
+    "      notify)\n"
     "  end\n"
     "end\n"
     "redis.call('DEL', syncKey)\n"
@@ -186,14 +192,15 @@ static const struct {
     [SCRIPT_SYNC_DONE] = {"sync_done", sync_done_lua},
 };
 
-static char g_sha[SCRIPT_COUNT][SHA_DIGEST_LENGTH * 2 + 1];
+/* EVALSHA names a script by the SHA-1 of its text. util/sha1, not OpenSSL's: its first digest
+ * would page ~2 MB of libcrypto into every node of a cluster. */
+static char g_sha[SCRIPT_COUNT][SHA1_DIGEST_LEN * 2 + 1];
 
 int scripts_init(void) {
     for (int i = 0; i < SCRIPT_COUNT; i++) {
-        unsigned char md[SHA_DIGEST_LENGTH];
-        if (!SHA1((const unsigned char *)scripts[i].lua, strlen(scripts[i].lua), md))
-            return -1;
-        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+        uint8_t md[SHA1_DIGEST_LEN];
+        sha1(scripts[i].lua, strlen(scripts[i].lua), md);
+        for (int k = 0; k < SHA1_DIGEST_LEN; k++)
             snprintf(g_sha[i] + 2 * k, 3, "%02x", md[k]);
     }
     return 0;

@@ -15,6 +15,7 @@ import websockets
 
 from clustertest import ClusterTestCase, until
 from imtest import push_bytes, send_all, send_message, uid
+from redisproc import Resp
 
 
 class ClusterDeliveryTest(ClusterTestCase):
@@ -259,6 +260,34 @@ class ClusterBatchedPresenceTest(ClusterTestCase):
         # No per-user enter for the late ones (the room was big by then).
         entered = {m["response"]["data"]["from"] for m in first[0].pushes("enter")}
         self.assertFalse(entered & names, entered & names)
+
+
+class ClusterWithoutNoticesTest(ClusterTestCase):
+    """app.roomNotices false: the presence scripts publish no enter/exit at all. At a million
+    users every login was otherwise one message to every node (bench/million.sh: 55 nodes'
+    subscription links overflowed Redis's pubsub output limit and were cut)."""
+    nodes = 2
+    cluster_options = {"app.roomNotices": "false"}
+
+    def test_no_enter_or_exit_is_published(self):
+        sub = Resp(self.cluster.redis.port)
+        self._closers.append(sub.close)
+        sub.cmd("SUBSCRIBE", "imgate:room:101")
+        users = [self.client(i % 2, uid("q")) for i in range(4)]
+        users[0].shutdown()
+        users[1].shutdown()
+        until(lambda: not self.http(0).get("/user/online", {"appID": 101,
+                                                             "userID": users[1].user})[2][
+                  "data"]["online"], 5, what="the two offline")
+        self.assertEqual(send_all(self.http(1), 101, "marker")[0], 200)
+        got = []
+        while True:
+            m = sub.read(timeout=5)
+            got.append(m[2])
+            if "marker" in m[2]:
+                break
+        self.assertEqual([g[:1] for g in got if g[:1] in ("e", "x")], [], got)
+        self.assertEqual(users[2].pushes("enter") + users[2].pushes("exit"), [])
 
 
 class ClusterPresenceTest(ClusterTestCase):
