@@ -245,6 +245,7 @@ def print_counts(v, out):
     line("&nbsp;&nbsp;per connection (everything: both ends, Redis, bench), B",
          lambda r: fmt_int(per(None if r["memavail_drop"] is None else r["memavail_drop"] * 1024, r["n"])))
     line("time to establish (cumulative, at the set rate), s", lambda r: fmt(num(r["st"]["elapsed_s"])))
+    line("connect rate asked for, /s", lambda r: fmt_int(num(r["st"].get("rate"))))
     line("logins/s in the step", lambda r: fmt_int(num(r["st"]["logins_per_s"])))
     line("login p50 / p99 in the step, ms",
          lambda r: "%s / %s" % (fmt(per(num(r["st"]["login_p50_us"]), 1000), 2),
@@ -266,6 +267,18 @@ def print_counts(v, out):
         steal = cb["steal"] - ca["steal"]
         return "%.0f %% (steal %.0f %%)" % (200.0 * (tot - idle - steal) / tot, 200.0 * steal / tot) if tot else "n/a"
     line("machine CPU busy in the step, % of 2 cores (all processes)", machine)
+
+    def others(r):
+        a, b = r.get("prev"), r["snap"]
+        if not a or not b or not a.get("cpu") or not b.get("cpu"):
+            return "n/a"
+        ca, cb = a["cpu"], b["cpu"]
+        busy = sum(cb[k] - ca[k] for k in ("user", "nice", "system", "irq", "softirq"))
+        ours = sum((v.group_sum(b, g, "ticks") or 0) - (v.group_sum(a, g, "ticks") or 0)
+                   for g in ("server", "redis", "bench"))
+        secs = (b["t_ns"] - a["t_ns"]) / 1e9
+        return "%.0f %%" % (100.0 * (busy - ours) / b["hz"] / secs) if secs > 0 else "n/a"
+    line("&nbsp;&nbsp;of which not imgate, Redis or the bench (kernel threads, other users), % of one core", others)
     line("Redis commands in the step (per login)",
          lambda r: "%s (%s)" % (fmt_int(r["redis_cmds"]),
                                 fmt(per(r["redis_cmds"], num(r["st"]["logins_per_s"]) * r["step_s"]

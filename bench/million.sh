@@ -3,7 +3,8 @@
 # of imgate processes on one machine sharing one Redis, driven by imgate-bench.
 #
 #   bench/million.sh [--counts N,N...] [--processes M] [--workers W] [--max-conns C]
-#                    [--rate R] [--conn-timeout S] [--kernel default|tuned|both]
+#                    [--rate R] [--step-rates R,R...] [--conn-timeout S]
+#                    [--kernel default|tuned|both]
 #                    [--idle S] [--direct-messages D] [--direct-rate R] [--notices]
 #                    [--imgate-args "FLAGS"]
 #                    [--timeout S] [--imgate PATH] [--bench PATH] [--manual] [--no-build]
@@ -22,7 +23,8 @@
 #
 # Then one imgate-bench run (--mode conns) connects and logs in the users at --rate (3 000/s:
 # what these 2 cores sustain at the end of the ramp, when heartbeats of a million connections
-# already take about half of them) over ceil(N / 15 000) client processes and as many source
+# already take about half of them; --step-rates sets one per count) over ceil(N / 19 000) client
+# processes and as many source
 # addresses (127.0.0.2...), a connect+upgrade+login within --conn-timeout (30 s), stopping
 # at each of --counts (10 000, 100 000, 500 000, 1 000 000) to take a snapshot, and once all are
 # in, on the same held connections (all users in appID 101, one room):
@@ -58,7 +60,7 @@ cd "$ROOT"
 
 COUNTS=10000,100000,500000,1000000 PROCESSES=auto WORKERS=1 MAX_CONNS=19000 RATE=3000
 CONN_TIMEOUT=30 KERNEL=both IDLE=60 DIRECT_MSGS=10000 DIRECT_RATE=1000 NOTICES=false
-TIMEOUT=auto BUILD=1 IMGATE_BIN='' BENCH_BIN='' PER_PROCESS=18200 MANUAL=0 IMGATE_ARGS=''
+STEP_RATES='' TIMEOUT=auto BUILD=1 IMGATE_BIN='' BENCH_BIN='' PER_PROCESS=18200 MANUAL=0 IMGATE_ARGS=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --counts) COUNTS=${2:?}; shift 2 ;;
@@ -66,6 +68,7 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=${2:?}; shift 2 ;;
     --max-conns) MAX_CONNS=${2:?}; shift 2 ;;
     --rate) RATE=${2:?}; shift 2 ;;
+    --step-rates) STEP_RATES=${2:?}; shift 2 ;;
     --conn-timeout) CONN_TIMEOUT=${2:?}; shift 2 ;;
     --kernel) KERNEL=${2:?}; shift 2 ;;
     --idle) IDLE=${2:?}; shift 2 ;;
@@ -224,7 +227,7 @@ FD_LIMIT=$(ulimit -n)
     die "ulimit -n is $FD_LIMIT: a process of $MAX_CONNS connections needs more (--max-conns)"
 SUPERVISOR=0
 if [ "$MANUAL" = 0 ] && "$IMGATE" --help 2>&1 | grep -q 'app\.processes'; then SUPERVISOR=1; fi
-BENCH_PROCS=$(((N + 14999) / 15000))
+BENCH_PROCS=$(((N + 18999) / 19000)) # 19 000 connections each: fewer processes to wake
 
 # ---- the kernel ----
 
@@ -326,7 +329,7 @@ run_variant() {
         "$redis_port" >"$RUNDIR/pids.json"
     cat >"$RUNDIR/meta.json" <<EOF
 {"variant": "$variant", "counts": [$COUNTS], "processes": $PROCESSES, "workers": $WORKERS,
- "max_conns": $MAX_CONNS, "rate": $RATE, "idle_s": $IDLE, "direct_messages": $DIRECT_MSGS,
+ "max_conns": $MAX_CONNS, "rate": $RATE, "step_rates": "$STEP_RATES", "idle_s": $IDLE, "direct_messages": $DIRECT_MSGS,
  "direct_rate": $DIRECT_RATE, "notices": $NOTICES, "supervisor": $SUPERVISOR,
  "imgate_args": "$IMGATE_ARGS",
  "bench_procs": $BENCH_PROCS, "commit": "$(git -C "$ROOT" rev-parse --short HEAD)",
@@ -345,6 +348,7 @@ EOF
         --phases "idle:$IDLE,fanout:1,direct:$DIRECT_MSGS@$DIRECT_RATE"
         --step-cmd "python3 '$SAMPLE' snap '$RUNDIR' \"\$1\"" --timeout "$TIMEOUT")
     [ "${#STEPS[@]}" -le 1 ] || bench_args+=(--steps "$(IFS=,; echo "${STEPS[*]:0:${#STEPS[@]}-1}")")
+    [ -z "$STEP_RATES" ] || bench_args+=(--step-rates "$STEP_RATES")
     echo "$BENCH ${bench_args[*]}" >"$RUNDIR/bench.cmd"
     echo "== $variant: imgate-bench: $N users at $RATE/s over $BENCH_PROCS client processes, steps $COUNTS (timeout $TIMEOUT s)" >&2
     "$BENCH" "${bench_args[@]}" >"$RUNDIR/bench.out" 2> >(tee "$RUNDIR/bench.err" >&2) &

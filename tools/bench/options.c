@@ -100,6 +100,9 @@ static const char usage[] =
     "  --steps N[,N...]    connect in steps: up to N logged-in users (each worker its share),\n"
     "                      wait until every set-up of the step ended, print a STEP line, run\n"
     "                      --step-cmd, go on at --rate; --clients is always the last step\n"
+    "  --step-rates R[,R...]\n"
+    "                      connects/s in each step, in --steps order (the last one also for\n"
+    "                      any step after it); 0 = as fast as --inflight allows (--rate)\n"
     "  --step-cmd CMD      run `/bin/sh -c CMD sh LABEL` and wait for it at each milestone:\n"
     "                      start, step-<N> after each step, <kind><k> after each --phases\n"
     "                      phase (k from 1), end (after the workers exited); while it runs the\n"
@@ -134,7 +137,7 @@ static const char usage[] =
     "  server_cpu_s bench_cpu_s client_rss_kb\n"
     "handshake_failures counts every upgrade not answered 101; refused_503 is the part answered\n"
     "503 (app.maxConnections, app.upgradeRate), listed again after it.\n"
-    "With --steps, one line per step `STEP k=v ...` as it ends (step target connected step_s\n"
+    "With --steps, one line per step `STEP k=v ...` as it ends (step target rate connected step_s\n"
     "elapsed_s logins_per_s login_p50_us login_p99_us login_max_us, the failure counters so\n"
     "far, server_rss_kb server_cpu_s server_cpu_pct client_rss_kb client_cpu_s, t_ns); with\n"
     "--phases one `PHASE k=v ...` line per phase before RESULT (index kind seconds messages\n"
@@ -318,6 +321,7 @@ enum {
     O_SERVER_TREE,
     O_STEPS,
     O_STEP_CMD,
+    O_STEP_RATES,
     O_PHASES,
     O_QUIET,
     O_HELP,
@@ -357,6 +361,7 @@ static const struct option long_opts[] = {
     {"server-tree", no_argument, NULL, O_SERVER_TREE},
     {"steps", required_argument, NULL, O_STEPS},
     {"step-cmd", required_argument, NULL, O_STEP_CMD},
+    {"step-rates", required_argument, NULL, O_STEP_RATES},
     {"phases", required_argument, NULL, O_PHASES},
     {"quiet", no_argument, NULL, O_QUIET},
     {"help", no_argument, NULL, O_HELP},
@@ -519,6 +524,13 @@ static int set_opt(opts_t *o, int c, const char *name, const char *v) {
         return 0;
     case O_STEP_CMD:
         o->step_cmd = v;
+        return 0;
+    case O_STEP_RATES:
+        if ((k = parse_list(name, v, 0, 10000000, list, OPTS_MAX_STEPS)) < 0)
+            return -1;
+        for (int i = 0; i < k; i++)
+            o->step_rates[i] = (double)list[i];
+        o->nstep_rates = k;
         return 0;
     case O_PHASES:
         return parse_phases(o, name, v);

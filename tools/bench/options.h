@@ -72,7 +72,9 @@ typedef struct {
     char user_prefix[OPTS_PREFIX_MAX + 1];
     long steps[OPTS_MAX_STEPS]; /* connect-phase milestones, ascending; the last is clients */
     int nsteps;
-    int steps_set; /* --steps given: STEP lines are printed */
+    int steps_set;                     /* --steps given: STEP lines are printed */
+    double step_rates[OPTS_MAX_STEPS]; /* --step-rates: connects/s in each step (else --rate) */
+    int nstep_rates;
     plan_phase_t phases[OPTS_MAX_PHASES]; /* conns: run these instead of --hold */
     int nphases;
     const char *step_cmd; /* run through /bin/sh at each milestone, with its label as $1 */

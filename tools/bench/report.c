@@ -265,6 +265,9 @@ void report_step(const run_t *r, int i, FILE *out) {
     double ss = secs(st->step_ns);
     kv(&k, "step", "%d", i + 1);
     kv(&k, "target", "%ld", st->target);
+    const opts_t *o = r->o;
+    kv(&k, "rate", "%g",
+       o->nstep_rates ? o->step_rates[i < o->nstep_rates ? i : o->nstep_rates - 1] : o->rate);
     kv_u(&k, "connected", st->connected);
     kv(&k, "step_s", "%.3f", ss);
     kv(&k, "elapsed_s", "%.3f", secs(st->elapsed_ns));
@@ -323,6 +326,9 @@ void report_phase_done(const run_t *r, int i) {
         double span = secs(phase_span(ph));
         fprintf(stderr, "; %" PRIu64 "/%" PRIu64 " delivered, last after %.3f s (%.0f/s)", got,
                 ph->expected, span, span > 0 ? (double)got / span : 0);
+        if (ph->trig.failures)
+            fprintf(stderr, "; %" PRIu64 " sends failed, the first: %s", ph->trig.failures,
+                    ph->trig.error);
     }
     fprintf(stderr, "\n");
 }

@@ -706,8 +706,13 @@ static long step_share(const worker_t *w, long target) {
 
 /* A new --steps step: its share, and the rate counts from now. */
 static void enter_step(worker_t *w, int step, int64_t now) {
+    const opts_t *o = w->o;
     w->step = step;
-    w->limit = step_share(w, w->o->steps[step]);
+    w->limit = step_share(w, o->steps[step]);
+    if (o->nstep_rates && !w->spec.probe && o->mode != MODE_STORM && w->spec.nclient > 0) {
+        int k = step < o->nstep_rates ? step : o->nstep_rates - 1;
+        w->connect_rate = o->step_rates[k] / w->spec.nclient;
+    }
     if (w->phase == PHASE_CONNECT) {
         w->t_phase = now;
         w->started = 0;
