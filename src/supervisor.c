@@ -23,11 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -89,21 +88,6 @@ int supervisor_node_id(const char *base, int index, char *out, size_t cap) {
     if (n < 0 || (size_t)n >= cap || n > CONFIG_NODE_ID_MAX)
         return -ENAMETOOLONG;
     return 0;
-}
-
-/* The default id of a node, <host>:<httpPort>-<random> (as cluster.c makes it for a single node),
- * made once here: new for every master, the same for every restart of a child. */
-static void default_base(const config_t *cfg, char *out, size_t cap) {
-    char host[64] = "imgate";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    for (char *p = host; *p; p++)
-        if (*p <= ' ' || *p > '~')
-            *p = '-';
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != sizeof r)
-        r = (uint32_t)time(NULL) ^ (uint32_t)getpid() * 2654435761u;
-    snprintf(out, cap, "%.40s:%d-%08x", host, cfg->http_port, r);
 }
 
 /* "exited with status 1", "was killed by signal 9 (Killed)". */
@@ -269,10 +253,9 @@ static uint64_t next_wake(const supervisor_t *s, uint64_t now) {
 
 int supervisor_run(config_t *cfg) {
     supervisor_t s = {.cfg = cfg, .count = cfg->processes, .master = getpid()};
-    if (cfg->cluster_node_id[0])
-        snprintf(s.base, sizeof s.base, "%s", cfg->cluster_node_id);
-    else
-        default_base(cfg, s.base, sizeof s.base);
+    /* An empty cluster.nodeId gets a default made once here: new for every master, the same
+     * for every restart of a child. */
+    cluster_node_id(cfg, s.base, sizeof s.base);
 
     /* SIGCHLD at its default on purpose: a parent that ran us with it ignored (inherited through
      * exec) would make the kernel reap the children itself, and waitpid() would see none. */

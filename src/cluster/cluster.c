@@ -64,13 +64,14 @@ static void find_acc_ip(const config_t *cfg, char *out, size_t cap) {
     freeifaddrs(ifs);
 }
 
-static void make_node_id(const config_t *cfg, char *out, size_t cap) {
+void cluster_node_id(const config_t *cfg, char *out, size_t cap) {
     if (cfg->cluster_node_id[0]) {
         snprintf(out, cap, "%s", cfg->cluster_node_id);
         return;
     }
     char host[64] = "imgate";
     gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
     for (char *p = host; *p; p++)
         if (*p <= ' ' || *p > '~')
             *p = '-';
@@ -178,7 +179,7 @@ int cluster_init(const config_t *cfg) {
     g_cluster.cfg = cfg;
     if (scripts_init() != 0)
         return -ENOMEM;
-    make_node_id(cfg, g_cluster.node_id, sizeof g_cluster.node_id);
+    cluster_node_id(cfg, g_cluster.node_id, sizeof g_cluster.node_id);
     find_acc_ip(cfg, g_cluster.acc_ip, sizeof g_cluster.acc_ip);
     buf_t j = {0};
     im_json_escape(&j, g_cluster.acc_ip, strlen(g_cluster.acc_ip));

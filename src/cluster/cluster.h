@@ -15,6 +15,9 @@
  * puts the cluster route in place. Returns 0 (also when redis.addr is "") or -errno. */
 int cluster_init(const config_t *cfg);
 
+/* The node's id: cluster.nodeId, or when it is empty a new one, <host>:<httpPort>-<random>. */
+void cluster_node_id(const config_t *cfg, char *out, size_t cap);
+
 bool cluster_enabled(void);
 
 /* Starts the cluster thread (connects to Redis, and keeps reconnecting). */
