@@ -362,10 +362,10 @@ EOF
     echo "== $variant: imgate-bench exit $bench_rc" >&2
 
     # The servers close their side of every connection the bench dropped, and each close is a
-    # logout in Redis: wait until the room is empty there (at most 5 minutes).
+    # logout in Redis: wait until the room is empty there (at most 2 minutes).
     local t0 inuse left
     t0=$(date +%s)
-    for _ in $(seq 600); do
+    for _ in $(seq 240); do
         inuse=$(awk '/^TCP:/ {print $3}' /proc/net/sockstat)
         left=$(redis-cli -p "$redis_port" scard imgate:room:101 2>/dev/null || echo "?")
         [ "$inuse" -gt $((PROCESSES * WORKERS * 2 + 200)) ] || [ "$left" != 0 ] || break
