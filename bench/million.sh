@@ -226,7 +226,10 @@ FD_LIMIT=$(ulimit -n)
 [ "$FD_LIMIT" = unlimited ] || [ "$FD_LIMIT" -gt $((MAX_CONNS + 400)) ] ||
     die "ulimit -n is $FD_LIMIT: a process of $MAX_CONNS connections needs more (--max-conns)"
 SUPERVISOR=0
-if [ "$MANUAL" = 0 ] && "$IMGATE" --help 2>&1 | grep -q 'app\.processes'; then SUPERVISOR=1; fi
+# The help goes to a variable first: with pipefail, `--help | grep -q` fails when grep exits
+# before imgate has written everything (SIGPIPE), and the supervisor would be missed.
+IMGATE_HELP=$("$IMGATE" --help 2>&1 || true)
+case "$IMGATE_HELP" in *app.processes*) [ "$MANUAL" = 1 ] || SUPERVISOR=1 ;; esac
 BENCH_PROCS=$(((N + 18999) / 19000)) # 19 000 connections each: fewer processes to wake
 
 # ---- the kernel ----
