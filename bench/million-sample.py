@@ -101,11 +101,12 @@ def roles():
     }, d.get("redis_port")
 
 
-def redis_info(port, section="all"):
+def redis_info(port, section="all", timeout=5):
+    """INFO over RESP; None if Redis did not answer within timeout seconds."""
     if not port:
         return None
     try:
-        s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+        s = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
         s.sendall(("INFO %s\r\n" % section).encode())
         buf = b""
         while b"\r\n" not in buf:
@@ -221,7 +222,7 @@ def snap(label):
         "groups": groups, "sockstat": sockstat(), "meminfo": meminfo(), "slab": slabinfo(),
         "file_nr": (read("/proc/sys/fs/file-nr") or "").split(),
         "conntrack_count": conntrack(), "cpu": cpu_stat(), "tcpext": netstat(),
-        "redis": redis_info(port),
+        "redis": redis_info(port, timeout=30),  # a busy Redis answers late: wait for it
     }
     out["t_end_ns"] = time.monotonic_ns()
     with open(os.path.join(DIR, "snap-%s.json" % label), "w") as f:

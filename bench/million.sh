@@ -18,14 +18,16 @@
 # m-0..m-<M-1>), else (or with --manual) M processes started here (m0..m<M-1>). M defaults to
 # the largest count / 18 200 rounded up (55 for 1 M): SO_REUSEPORT spreads connections by a
 # hash, not evenly (at 1 M over 55, sigma ~135), so each process is left ~800 connections of
-# headroom below C. --imgate-args adds flags to every
-# imgate process (word-split), e.g. "--cluster.requestTimeout 30000".
+# headroom below C. --imgate-args adds flags to every imgate process (word-split), e.g.
+# "--cluster.requestTimeout 30000 --cluster.nodeTimeout 120": on these 2 shared cores a
+# million-connection ramp starves Redis and the cluster threads for seconds, and with the
+# defaults (3 s, 15 s) links and registrations expire under the load itself.
 #
 # Then one imgate-bench run (--mode conns) connects and logs in the users at --rate (3 000/s:
 # what these 2 cores sustain at the end of the ramp, when heartbeats of a million connections
-# already take about half of them; --step-rates sets one per count) over ceil(N / 19 000) client
-# processes and as many source
-# addresses (127.0.0.2...), a connect+upgrade+login within --conn-timeout (30 s), stopping
+# already take about half of them; --step-rates sets one per count, e.g. 3000,3000,2500,1500)
+# over ceil(N / 19 000) client processes and as many source addresses (127.0.0.2...), a
+# connect+upgrade+login within --conn-timeout (30 s), stopping
 # at each of --counts (10 000, 100 000, 500 000, 1 000 000) to take a snapshot, and once all are
 # in, on the same held connections (all users in appID 101, one room):
 #   idle:S        S s (60) doing nothing but heartbeats every 30 s: CPU of imgate and Redis
@@ -34,9 +36,11 @@
 #   direct:D@R    D direct messages (10 000) to random users at R/s (1 000): p50/p99, lost
 # Snapshots (bench/million-sample.py snap, at every step and phase): per process utime+stime,
 # VmRSS, RssAnon, Pss; /proc/net/sockstat, /proc/slabinfo, /proc/meminfo, fs.file-nr,
-# nf_conntrack_count, Redis INFO. A light sample every second goes to watch.jsonl (and stops
-# the bench if MemAvailable falls under 1.5 GiB). After the bench has closed its connections,
-# one more snapshot once the servers are done closing theirs.
+# nf_conntrack_count, /proc/stat, TcpExt counters, Redis INFO. A light sample every second goes
+# to watch.jsonl (and stops the bench if MemAvailable falls under 1.5 GiB). After the bench has
+# closed its connections, one more snapshot once the servers are done closing theirs (and
+# Redis's room is empty, at most 2 minutes). The run is one of at most one at a time on the
+# machine: two of them, or a test suite beside one, starve each other.
 #
 # Kernel settings, each recorded before and put back on exit (also on ^C or failure):
 #   fs.file-max >= 2 N + 262 144; fs.nr_open >= 65 536; net.ipv4.ip_local_port_range 1024 65000;
