@@ -193,12 +193,14 @@ def print_counts(v, out):
           % (v.name, v.kernel.get("net.ipv4.tcp_rmem", "?"), v.kernel.get("net.ipv4.tcp_wmem", "?")),
           file=out)
     print("%d imgate processes (%s, app.workers %d, app.maxConnections %d, roomNotices %s%s), "
-          "one redis-server %s; %d imgate-bench client processes; connect rate %d/s; "
+          "one redis-server %s%s; %d imgate-bench client processes; connect rate %d/s; "
           "commit %s.\n"
           % (m["processes"], "imgate --processes" if m["supervisor"] else "started one by one",
              m["workers"], m["max_conns"], "true" if m["notices"] else "false",
              (", " + m["imgate_args"]) if m.get("imgate_args") else "",
-             m.get("redis_version", "?"), m["bench_procs"], m["rate"], m["commit"]), file=out)
+             m.get("redis_version", "?"),
+             " (nice %d)" % m["redis_nice"] if m.get("redis_nice") else "",
+             m["bench_procs"], m["rate"], m["commit"]), file=out)
     head = ["logged-in connections"] + [fmt_int(r["n"]) for r in rows]
     print("| " + " | ".join(head) + " |", file=out)
     print("|---|" + "---:|" * len(rows), file=out)

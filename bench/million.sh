@@ -6,7 +6,7 @@
 #                    [--rate R] [--step-rates R,R...] [--conn-timeout S]
 #                    [--kernel default|tuned|both]
 #                    [--idle S] [--direct-messages D] [--direct-rate R] [--notices]
-#                    [--imgate-args "FLAGS"]
+#                    [--imgate-args "FLAGS"] [--redis-nice N]
 #                    [--timeout S] [--imgate PATH] [--bench PATH] [--manual] [--no-build]
 #                    [--quick]
 #
@@ -21,7 +21,9 @@
 # headroom below C. --imgate-args adds flags to every imgate process (word-split), e.g.
 # "--cluster.requestTimeout 30000 --cluster.nodeTimeout 120": on these 2 shared cores a
 # million-connection ramp starves Redis and the cluster threads for seconds, and with the
-# defaults (3 s, 15 s) links and registrations expire under the load itself.
+# defaults (3 s, 15 s) links and registrations expire under the load itself. --redis-nice N
+# starts redis-server at that nice value (e.g. -10): one single-threaded Redis among ~110
+# runnable threads gets ~2 % of the CPU otherwise, and answers in seconds.
 #
 # Then one imgate-bench run (--mode conns) connects and logs in the users at --rate (3 000/s:
 # what these 2 cores sustain at the end of the ramp, when heartbeats of a million connections
@@ -64,7 +66,7 @@ cd "$ROOT"
 
 COUNTS=10000,100000,500000,1000000 PROCESSES=auto WORKERS=1 MAX_CONNS=19000 RATE=3000
 CONN_TIMEOUT=30 KERNEL=both IDLE=60 DIRECT_MSGS=10000 DIRECT_RATE=1000 NOTICES=false
-STEP_RATES='' TIMEOUT=auto BUILD=1 IMGATE_BIN='' BENCH_BIN='' PER_PROCESS=18200 MANUAL=0 IMGATE_ARGS=''
+STEP_RATES='' REDIS_NICE=0 TIMEOUT=auto BUILD=1 IMGATE_BIN='' BENCH_BIN='' PER_PROCESS=18200 MANUAL=0 IMGATE_ARGS=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --counts) COUNTS=${2:?}; shift 2 ;;
@@ -80,6 +82,7 @@ while [ $# -gt 0 ]; do
     --direct-rate) DIRECT_RATE=${2:?}; shift 2 ;;
     --notices) NOTICES=true; shift ;;
     --imgate-args) IMGATE_ARGS=${2?}; shift 2 ;;
+    --redis-nice) REDIS_NICE=${2:?}; shift 2 ;;
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
     --imgate) IMGATE_BIN=${2:?}; shift 2 ;;
     --bench) BENCH_BIN=${2:?}; shift 2 ;;
@@ -96,6 +99,7 @@ for v in "${STEPS[@]}" "$WORKERS" "$MAX_CONNS" "$RATE" "$CONN_TIMEOUT" "$IDLE" "
     "$DIRECT_RATE"; do
     case "$v" in '' | *[!0-9]*) die "numbers must be whole and positive (got '$v')" ;; esac
 done
+case "$REDIS_NICE" in -[0-9]* | [0-9]*) ;; *) die "--redis-nice wants a number (-20..19)" ;; esac
 case "$KERNEL" in default) VARIANTS=(default) ;; tuned) VARIANTS=(tuned) ;;
 both) VARIANTS=(default tuned) ;; *) die "--kernel is default, tuned or both" ;; esac
 N=${STEPS[${#STEPS[@]} - 1]}
@@ -291,7 +295,7 @@ run_variant() {
     pick_port; local http_port=$PICKED
     pick_port; local ws_port=$PICKED
     mkdir -p "$TMP/$variant/redis"
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    nice -n "$REDIS_NICE" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$TMP/$variant/redis" --daemonize no --logfile "$RUNDIR/redis.log" >/dev/null 2>&1 &
     local redis_pid=$!
     PIDS+=("$redis_pid")
@@ -338,7 +342,7 @@ run_variant() {
 {"variant": "$variant", "counts": [$COUNTS], "processes": $PROCESSES, "workers": $WORKERS,
  "max_conns": $MAX_CONNS, "rate": $RATE, "step_rates": "$STEP_RATES", "idle_s": $IDLE, "direct_messages": $DIRECT_MSGS,
  "direct_rate": $DIRECT_RATE, "notices": $NOTICES, "supervisor": $SUPERVISOR,
- "imgate_args": "$IMGATE_ARGS",
+ "imgate_args": "$IMGATE_ARGS", "redis_nice": $REDIS_NICE,
  "bench_procs": $BENCH_PROCS, "commit": "$(git -C "$ROOT" rev-parse --short HEAD)",
  "imgate": "$IMGATE", "bench": "$BENCH", "stamp": "$STAMP", "conntrack": "$CONNTRACK",
  "redis_version": "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"}
